@@ -1,0 +1,31 @@
+# tcpeng: `make test` is the whole test suite; it installs what it needs itself.
+# `.ci/run` runs exactly `make test`.
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 3s
+
+.PHONY: test deps fmt-check vet staticcheck unit fuzz demo
+
+test: deps fmt-check vet staticcheck unit fuzz
+
+# System packages and tools the suites use (tshark to check pcap files, ...).
+deps:
+	./scripts/deps.sh
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change these files (run gofmt -w):"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+# A short run of every fuzz target (FUZZTIME each).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)

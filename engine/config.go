@@ -1,0 +1,171 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/tcpeng/tcpeng/engine/tcpip"
+)
+
+// Config configures a Stack. The zero value of every field means its default,
+// so Config{Addrs: ...} is a complete configuration.
+type Config struct {
+	// Addrs are the stack's own addresses; at least one IPv4 address is required.
+	// Frames to other destinations are dropped and counted.
+	Addrs []netip.Addr
+
+	// MTU is the largest IP packet sent or expected, in bytes. Default 1500;
+	// at least 576 (RFC 791), at most 65535. The MSS offered is MTU-40.
+	MTU int
+
+	// Seed seeds the stack's random choices (ephemeral ports, IP IDs). The same
+	// seed and the same inputs give byte-identical outputs.
+	Seed uint64
+
+	// Key is the secret of the keyed hash behind initial sequence numbers
+	// (RFC 6528) and the connection table. All zero is allowed but predictable:
+	// hosts should fill it from a cryptographic source.
+	Key [16]byte
+
+	// SendBuffer and RecvBuffer are each connection's buffer sizes in bytes,
+	// changeable per connection with SetOption. Default 1 MiB each. Memory is
+	// taken in 16 KiB chunks only while bytes are held.
+	SendBuffer, RecvBuffer int
+
+	// MaxConns bounds connections and listeners together (default 65536, at most
+	// 1<<20). Past it, Dial fails with ErrLimit and SYNs are dropped and counted.
+	MaxConns int
+
+	// Backlog is the listen backlog used when Listen is given 0 (default 128): the
+	// most connections a listener holds, half-open and not yet accepted together.
+	// A SYN past it is dropped and counted.
+	Backlog int
+
+	// EphemeralLow and EphemeralHigh bound the local ports Dial picks
+	// (RFC 6056 §3.2; default 49152-65535, the IANA dynamic range).
+	EphemeralLow, EphemeralHigh uint16
+
+	// MSL is the maximum segment lifetime; TIME_WAIT lasts 2×MSL. Default 30 s
+	// (Linux's 60 s TIME_WAIT; RFC 9293 §3.4.2 suggests 2 minutes).
+	MSL tcpip.Duration
+	// InitialRTO is the retransmission timeout before any RTT sample (RFC 6298
+	// §2.1). Default 1 s.
+	InitialRTO tcpip.Duration
+	// MinRTO is the floor of the retransmission timeout. Default 200 ms (Linux's;
+	// RFC 6298 §2.4 says 1 s).
+	MinRTO tcpip.Duration
+	// MaxRTO is the ceiling of the retransmission timeout (RFC 6298 §2.5). Default 60 s.
+	MaxRTO tcpip.Duration
+	// DelayedAck is the longest an ACK is delayed (RFC 9293 §3.8.6.3). Default 40 ms;
+	// a negative value turns delayed ACKs off.
+	DelayedAck tcpip.Duration
+	// KeepaliveIdle, KeepaliveInterval and KeepaliveCount shape keepalive probes on
+	// connections that turn them on (off by default; RFC 9293 §3.8.4). Defaults:
+	// 2 h idle, 75 s between probes, 9 probes.
+	KeepaliveIdle, KeepaliveInterval tcpip.Duration
+	KeepaliveCount                   int
+	// MaxRetries is how many times one segment is retransmitted before the
+	// connection fails with ErrTimedOut (RFC 9293 §3.8.3's R2). Default 15
+	// (Linux's tcp_retries2, about 15 minutes with the backoff).
+	MaxRetries int
+	// SynRetries is the same for SYNs and SYN-ACKs (R2 for SYN). Default 6.
+	SynRetries int
+	// FinWait2Timeout is how long a connection the application has closed waits in
+	// FIN_WAIT_2 for the peer's FIN. Default 60 s.
+	FinWait2Timeout tcpip.Duration
+	// NoWindowScale turns the window scale option off (RFC 7323); with it windows
+	// are limited to 64 KiB.
+	NoWindowScale bool
+	// MaxOutOfOrder bounds the out-of-order ranges each connection holds.
+	// Default 32; past it, out-of-order segments are dropped and counted.
+	MaxOutOfOrder int
+
+	// TraceStates asks for an EventState at every state change of every connection.
+	TraceStates bool
+
+	// OutputBuffer bounds the bytes of frames one Step returns. Default 1 MiB.
+	// Frames that do not fit stay queued and the deadline is set to now.
+	OutputBuffer int
+	// MaxFreeChunks bounds the 16 KiB buffer chunks kept for reuse. Default 1024 (16 MiB).
+	MaxFreeChunks int
+}
+
+// Defaults.
+const (
+	DefaultMTU        = 1500
+	DefaultBuffer     = 1 << 20
+	DefaultMaxConns   = 65536
+	DefaultBacklog    = 128
+	MaxConnsLimit     = 1 << connIndexBits
+	minMTU            = 576
+	defaultOutput     = 1 << 20
+	defaultFreeChunks = 1024
+)
+
+// withDefaults returns c with every zero field set to its default, or an error
+// saying which field is invalid.
+func (c Config) withDefaults() (Config, error) {
+	def := func(p *tcpip.Duration, d tcpip.Duration) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defInt := func(p *int, d int) {
+		if *p == 0 {
+			*p = d
+		}
+	}
+	defInt(&c.MTU, DefaultMTU)
+	defInt(&c.SendBuffer, DefaultBuffer)
+	defInt(&c.RecvBuffer, DefaultBuffer)
+	defInt(&c.MaxConns, DefaultMaxConns)
+	defInt(&c.Backlog, DefaultBacklog)
+	defInt(&c.KeepaliveCount, 9)
+	defInt(&c.MaxRetries, 15)
+	defInt(&c.SynRetries, 6)
+	defInt(&c.MaxOutOfOrder, 32)
+	defInt(&c.OutputBuffer, defaultOutput)
+	defInt(&c.MaxFreeChunks, defaultFreeChunks)
+	def(&c.MSL, 30*tcpip.Second)
+	def(&c.InitialRTO, tcpip.Second)
+	def(&c.MinRTO, 200*tcpip.Millisecond)
+	def(&c.MaxRTO, 60*tcpip.Second)
+	def(&c.DelayedAck, 40*tcpip.Millisecond)
+	def(&c.KeepaliveIdle, 2*tcpip.Hour)
+	def(&c.KeepaliveInterval, 75*tcpip.Second)
+	def(&c.FinWait2Timeout, 60*tcpip.Second)
+	if c.EphemeralLow == 0 && c.EphemeralHigh == 0 {
+		c.EphemeralLow, c.EphemeralHigh = 49152, 65535
+	}
+
+	var v4 bool
+	for _, a := range c.Addrs {
+		if !a.IsValid() || a.Zone() != "" {
+			return c, fmt.Errorf("tcpeng: Config.Addrs holds %v: give plain IPv4 or IPv6 addresses", a)
+		}
+		v4 = v4 || a.Is4()
+	}
+	switch {
+	case !v4:
+		return c, errors.New("tcpeng: Config.Addrs has no IPv4 address: give the stack at least one (for example 10.7.0.2)")
+	case c.MTU < minMTU || c.MTU > 65535:
+		return c, fmt.Errorf("tcpeng: Config.MTU %d is out of range: use 576 to 65535", c.MTU)
+	case c.SendBuffer < 1 || c.SendBuffer > 1<<30 || c.RecvBuffer < 1 || c.RecvBuffer > 1<<30:
+		return c, fmt.Errorf("tcpeng: Config buffers %d/%d out of range: use 1 byte to 1 GiB", c.SendBuffer, c.RecvBuffer)
+	case c.MaxConns < 1 || c.MaxConns > MaxConnsLimit:
+		return c, fmt.Errorf("tcpeng: Config.MaxConns %d is out of range: use 1 to %d", c.MaxConns, MaxConnsLimit)
+	case c.Backlog < 1:
+		return c, fmt.Errorf("tcpeng: Config.Backlog %d must be positive", c.Backlog)
+	case c.EphemeralLow == 0 || c.EphemeralLow > c.EphemeralHigh:
+		return c, fmt.Errorf("tcpeng: ephemeral port range %d-%d is empty or starts at 0", c.EphemeralLow, c.EphemeralHigh)
+	case c.MinRTO <= 0 || c.MaxRTO < c.MinRTO || c.InitialRTO <= 0 || c.MSL <= 0 || c.KeepaliveIdle <= 0 ||
+		c.KeepaliveInterval <= 0 || c.FinWait2Timeout <= 0:
+		return c, errors.New("tcpeng: Config timers must be positive, and MaxRTO at least MinRTO")
+	case c.KeepaliveCount < 1 || c.MaxRetries < 1 || c.SynRetries < 1 || c.MaxOutOfOrder < 1:
+		return c, errors.New("tcpeng: Config counts (KeepaliveCount, MaxRetries, SynRetries, MaxOutOfOrder) must be positive")
+	case c.OutputBuffer < c.MTU:
+		return c, fmt.Errorf("tcpeng: Config.OutputBuffer %d is below the MTU %d", c.OutputBuffer, c.MTU)
+	}
+	return c, nil
+}

@@ -1,0 +1,135 @@
+package engine
+
+import (
+	"github.com/tcpeng/tcpeng/engine/tcp"
+	"github.com/tcpeng/tcpeng/engine/wire"
+)
+
+// PollFrame writes the next frame to send into buf and returns its length, or 0
+// when nothing is queued. buf must hold Config.MTU bytes; a shorter buf gets 0
+// and the frame stays queued.
+func (s *Stack) PollFrame(buf []byte) int {
+	if len(buf) < s.cfg.MTU {
+		return 0
+	}
+	if s.ctlLen > 0 {
+		c := &s.ctl[s.ctlHead]
+		s.ctlHead = (s.ctlHead + 1) % len(s.ctl)
+		s.ctlLen--
+		n := wire.PutTCP(buf[wire.IPv4MinHeaderLen:], wire.TCPHeader{
+			SrcPort: c.src.Port(), DstPort: c.dst.Port(), Seq: c.seq, Ack: c.ack, Flags: wire.Flags(c.flags),
+		}, nil)
+		s.stats.ResetsSent++
+		return s.finishIPv4(buf, &tuple{c.src, c.dst}, n)
+	}
+	for {
+		idx, ok := s.dirty.pop()
+		if !ok {
+			return 0
+		}
+		sl := &s.slots[idx]
+		sl.flags &^= sfDirty
+		if sl.kind != slotConn {
+			continue
+		}
+		n := sl.conn.Output(buf[wire.IPv4MinHeaderLen:s.cfg.MTU])
+		s.update(idx, n > 0) // with more to send, back of the queue: connections take turns
+		if n > 0 {
+			return s.finishIPv4(buf, &sl.tuple, n)
+		}
+		s.maybeFree(idx)
+	}
+}
+
+// finishIPv4 writes the IPv4 header in front of the n-byte TCP segment at
+// buf[20:] and the TCP checksum, and returns the packet length.
+func (s *Stack) finishIPv4(buf []byte, tp *tuple, n int) int {
+	src, dst := tp.local.Addr(), tp.remote.Addr()
+	wire.SetTCPChecksum(buf[wire.IPv4MinHeaderLen:wire.IPv4MinHeaderLen+n], src, dst)
+	s.ipID++
+	total := wire.IPv4MinHeaderLen + n
+	wire.PutIPv4(buf, wire.IPv4Header{
+		TotalLen: total, ID: s.ipID, Flags: wire.IPv4DontFragment, TTL: defaultTTL,
+		Protocol: wire.ProtoTCP, Src: src, Dst: dst,
+	})
+	s.stats.FramesOut++
+	return total
+}
+
+// defaultTTL is the TTL of packets sent (RFC 1700's recommendation, Linux's default).
+const defaultTTL = 64
+
+// PollEvent returns the next event, or false when there is none.
+func (s *Stack) PollEvent() (Event, bool) {
+	if s.traceLen > 0 {
+		ev := s.trace[s.traceHead]
+		s.traceHead = (s.traceHead + 1) % len(s.trace)
+		s.traceLen--
+		return ev, true
+	}
+	for {
+		idx, ok := s.evq.peek()
+		if !ok {
+			return Event{}, false
+		}
+		sl := &s.slots[idx]
+		if ev, ok := s.nextEvent(idx); ok {
+			return ev, true
+		}
+		s.evq.pop()
+		sl.flags &^= sfEvents
+		if sl.kind == slotListener && sl.flags&sfReleased != 0 {
+			s.freeSlot(idx)
+		} else {
+			s.maybeFree(idx)
+		}
+	}
+}
+
+// eventOrder is the order in which a connection's pending events are reported.
+var eventOrder = [...]struct {
+	bit  uint8
+	kind EventKind
+}{
+	{tcp.EvConnected, EventConnected},
+	{tcp.EvReadable, EventReadable},
+	{tcp.EvPeerFin, EventPeerClosed},
+	{tcp.EvWritable, EventWritable},
+	{tcp.EvReset, EventReset},
+	{tcp.EvError, EventError},
+	{tcp.EvClosed, EventClosed},
+	{evAcceptable, EventAcceptable},
+}
+
+// nextEvent takes one pending event of slot idx. A connection waiting in a
+// listener's accept queue reports nothing until it is accepted.
+func (s *Stack) nextEvent(idx uint32) (Event, bool) {
+	sl := &s.slots[idx]
+	if sl.flags&sfQueued != 0 {
+		return Event{}, false
+	}
+	for _, e := range eventOrder {
+		if sl.pending&e.bit == 0 {
+			continue
+		}
+		sl.pending &^= e.bit
+		ev := Event{Kind: e.kind, Conn: s.id(idx)}
+		if e.kind == EventReset || e.kind == EventError {
+			ev.Err = sl.conn.Err()
+		}
+		return ev, true
+	}
+	return Event{}, false
+}
+
+// PollDeadline returns when HandleTimeout must next be called: the earliest
+// timer of any connection, or Never.
+func (s *Stack) PollDeadline() Time {
+	if s.ctlLen > 0 || s.dirty.size > 0 {
+		return s.now
+	}
+	if len(s.heap.h) == 0 {
+		return Never
+	}
+	return s.slots[s.heap.h[0]].deadline
+}

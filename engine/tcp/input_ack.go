@@ -1,0 +1,214 @@
+package tcp
+
+import (
+	"github.com/tcpeng/tcpeng/engine/tcpip"
+	"github.com/tcpeng/tcpeng/engine/wire"
+)
+
+// ackSynReceived is step five for SYN_RCVD (RFC 9293 §3.10.7.4): an ACK of our
+// SYN completes the handshake; any other ACK is answered with <SEQ=SEG.ACK><CTL=RST>.
+func (c *Conn) ackSynReceived(s *wire.Segment) bool {
+	if s.Ack.GreaterThan(c.sndUna) && s.Ack.LessEq(c.sndMax) {
+		c.sndWnd = uint32(s.Window) << c.sndShift
+		c.sndWl1, c.sndWl2 = s.Seq, s.Ack
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		return true
+	}
+	c.sendReset(s.Ack, 0, wire.FlagRST)
+	c.count(&c.cfg.Counters.DropBadAck)
+	return false
+}
+
+// processAck is step five for the synchronized states (RFC 9293 §3.10.7.4 with
+// the ACK validation of RFC 5961 §5.2). It returns false if the segment is to be
+// dropped or the connection closed.
+func (c *Conn) processAck(s *wire.Segment) bool {
+	ack := s.Ack
+	if ack.GreaterThan(c.sndMax) {
+		// "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send
+		// an ACK, drop the segment, and return."
+		c.flags |= fAckNow
+		c.count(&c.cfg.Counters.DropBadAck)
+		return false
+	}
+	if ack.LessThan(c.sndUna.Sub(c.maxSndWnd)) {
+		// RFC 5961 §5.2: older than SND.UNA - MAX.SND.WND; send an ACK and drop.
+		c.flags |= fAckNow
+		c.count(&c.cfg.Counters.DropBadAck)
+		return false
+	}
+	if c.state == SynReceived {
+		c.ackNewData(ack)
+		c.established()
+	} else if ack.GreaterThan(c.sndUna) {
+		c.ackNewData(ack)
+	} else if ack == c.sndUna && s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 &&
+		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna {
+		c.dupAck() // RFC 5681 §2's definition of a duplicate acknowledgment
+	}
+	// The send window update rule: SND.UNA =< SEG.ACK =< SND.NXT (checked above)
+	// and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
+	if c.sndWl1.LessThan(s.Seq) || (c.sndWl1 == s.Seq && c.sndWl2.LessEq(ack)) {
+		c.sndWnd = uint32(s.Window) << c.sndShift
+		c.sndWl1, c.sndWl2 = s.Seq, ack
+		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
+		if c.sndWnd > 0 {
+			c.timers[timerPersist] = 0
+			c.persistN = 0
+		}
+	}
+	if !c.finAcked() {
+		return true
+	}
+	switch c.state {
+	case FinWait1:
+		// "In addition to the processing for the ESTABLISHED state, if the FIN
+		// segment is now acknowledged, then enter FIN-WAIT-2."
+		c.setState(FinWait2)
+		if c.flags&fReleased != 0 {
+			c.arm(timerClose, c.cfg.FinWait2Timeout)
+		}
+	case Closing:
+		c.enterTimeWait()
+	case LastAck:
+		c.events |= EvClosed
+		c.setState(Closed)
+		return false
+	}
+	return true
+}
+
+// finAcked reports whether our FIN has been sent and acknowledged.
+func (c *Conn) finAcked() bool { return c.flags&fFinSent != 0 && c.sndUna == c.sndMax }
+
+// sndBase returns the sequence number of the first byte in the send buffer.
+func (c *Conn) sndBase() Seq {
+	if c.sndUna == c.iss {
+		return c.iss.Add(1) // the SYN is not yet acknowledged
+	}
+	return c.sndUna
+}
+
+// ackNewData advances SND.UNA to ack, which acknowledges new data (or our SYN or
+// FIN): the data leaves the send buffer, an RTT is sampled, congestion control
+// and the retransmission timer are updated.
+func (c *Conn) ackNewData(ack Seq) {
+	acked := ack.Size(c.sndUna)
+	data := acked
+	if c.sndUna == c.iss {
+		data-- // our SYN
+	}
+	if c.flags&fFinSent != 0 && ack == c.sndMax {
+		data-- // our FIN
+	}
+	n := min(int(data), c.sndLen)
+	c.snd.consume(c.cfg.Pool, n)
+	c.sndLen -= n
+	if c.sndLen == 0 {
+		c.snd.release(c.cfg.Pool)
+	}
+	c.sndUna = ack
+	if c.sndNxt.LessThan(ack) {
+		c.sndNxt = ack
+	}
+	// RFC 6298 §3: Karn's rule; only a segment sent once is timed.
+	if c.flags&fRTTPending != 0 && ack.GreaterThan(c.rttSeq) {
+		c.flags &^= fRTTPending
+		c.rttSample(c.now().Sub(c.rttStart))
+	} else if c.srtt != 0 {
+		c.rto = c.computeRTO() // an ACK of new data ends the backoff
+	}
+	c.retries = 0
+	if c.state.Synchronized() {
+		c.ccAck(ack, acked)
+	}
+	// RFC 6298 §5.2 and §5.3.
+	if c.sndUna == c.sndMax {
+		c.timers[timerRTO] = 0
+	} else {
+		c.arm(timerRTO, c.rto)
+	}
+	if c.flags&fWantWrite != 0 && n > 0 {
+		c.flags &^= fWantWrite
+		c.events |= EvWritable
+	}
+}
+
+// rttSample updates SRTT, RTTVAR and RTO with a measurement (RFC 6298 §2).
+func (c *Conn) rttSample(r tcpip.Duration) {
+	r = max(r, 1)
+	if c.srtt == 0 {
+		c.srtt, c.rttvar = r, r/2
+	} else {
+		d := c.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		c.rttvar = (3*c.rttvar + d) / 4 // beta = 1/4
+		c.srtt = (7*c.srtt + r) / 8     // alpha = 1/8
+	}
+	c.rto = c.computeRTO()
+}
+
+// clockGranularity is G of RFC 6298 §2: tcpeng's clock is the host's nanoseconds,
+// but a variance term finer than a millisecond only adds spurious timeouts.
+const clockGranularity = tcpip.Millisecond
+
+func (c *Conn) computeRTO() tcpip.Duration {
+	rto := c.srtt + max(clockGranularity, 4*c.rttvar)
+	return min(max(rto, c.cfg.MinRTO), c.cfg.MaxRTO)
+}
+
+// ccAck is NewReno's reaction to an ACK of new data (RFC 5681 §3.1, RFC 6582 §3.2).
+func (c *Conn) ccAck(ack Seq, acked uint32) {
+	c.dupAcks = 0
+	mss := uint32(c.mss)
+	if c.flags&fInRecovery != 0 {
+		if ack.GreaterEq(c.recover) {
+			// Full acknowledgment (RFC 6582 §3.2 step 3, option 1).
+			flight := c.sndMax.Size(c.sndUna)
+			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
+			c.flags &^= fInRecovery
+			return
+		}
+		// Partial acknowledgment (step 4): retransmit the next hole, deflate.
+		c.flags |= fRetransmitOne
+		c.cwnd -= min(c.cwnd, acked)
+		if acked >= mss {
+			c.cwnd += mss
+		}
+		c.cwnd = max(c.cwnd, mss)
+		return
+	}
+	if c.cwnd < c.ssthresh {
+		c.cwnd += min(acked, mss) // slow start, RFC 5681 eqn. 2
+	} else {
+		c.cwnd += max(1, mss*mss/c.cwnd) // congestion avoidance, RFC 5681 eqn. 3
+	}
+	c.cwnd = min(c.cwnd, maxCwnd)
+}
+
+const maxCwnd = 1 << 30
+
+// dupAck counts a duplicate ACK; the third starts fast retransmit and NewReno
+// fast recovery (RFC 5681 §3.2, RFC 6582 §3.2 step 2), later ones inflate the
+// window.
+func (c *Conn) dupAck() {
+	c.count(&c.cfg.Counters.DupAcks)
+	if c.dupAcks < 255 {
+		c.dupAcks++
+	}
+	mss := uint32(c.mss)
+	if c.flags&fInRecovery != 0 {
+		c.cwnd = min(c.cwnd+mss, maxCwnd)
+		return
+	}
+	if c.dupAcks != 3 || !c.sndUna.Sub(1).GreaterThan(c.recover) {
+		return
+	}
+	c.ssthresh = max(c.sndMax.Size(c.sndUna)/2, 2*mss) // RFC 5681 eqn. 4
+	c.recover = c.sndMax
+	c.cwnd = c.ssthresh + 3*mss
+	c.flags |= fRetransmitOne | fInRecovery
+	c.count(&c.cfg.Counters.FastRetransmits)
+}

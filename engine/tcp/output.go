@@ -1,0 +1,283 @@
+package tcp
+
+import "github.com/tcpeng/tcpeng/engine/wire"
+
+// Output writes the next segment the connection wants to send into b: the TCP
+// header with a zero checksum, then the payload. The stack adds the IP header and
+// the checksum. It returns the segment's length, or 0 when there is nothing to
+// send now. Call it until it returns 0. b must hold at least the TCP header (60
+// bytes) plus the MSS.
+func (c *Conn) Output(b []byte) int {
+	if c.rstFlags != 0 {
+		n := c.put(b, wire.TCPHeader{Seq: c.rstSeq, Ack: c.rstAck, Flags: c.rstFlags}, nil, 0, 0)
+		c.rstFlags = 0
+		return n
+	}
+	var n int
+	switch c.state {
+	case Closed, Listen:
+		return 0
+	case SynSent:
+		if c.sndNxt == c.iss {
+			n = c.outputSyn(b, wire.FlagSYN)
+		}
+	case SynReceived:
+		if c.sndNxt == c.iss || c.flags&fSynAckResend != 0 {
+			n = c.outputSyn(b, wire.FlagSYN|wire.FlagACK)
+		} else if c.flags&fAckNow != 0 {
+			n = c.outputAck(b, c.sndMax)
+		}
+	default:
+		n = c.outputData(b)
+	}
+	c.updateTimers()
+	return n
+}
+
+// HasOutput reports whether Output may have something to send without any new
+// input: a queued reset, ACK or window update, or data within the windows. It
+// can report true when Output then finds nothing (Nagle, SWS avoidance), never
+// false when it would send.
+func (c *Conn) HasOutput() bool {
+	if c.rstFlags != 0 || c.flags&(fAckNow|fRetransmitOne|fProbe|fKeepaliveProbe|fSynAckResend|fWindowUpdate) != 0 {
+		return true
+	}
+	switch c.state {
+	case Closed, Listen, TimeWait:
+		return false
+	case SynSent, SynReceived:
+		return c.sndNxt == c.iss
+	}
+	return c.sndNxt.LessThan(c.sndMax) || c.unsent() > 0 || c.flags&(fShutWr|fFinSent) == fShutWr
+}
+
+// unsent returns the bytes of the send buffer at or after SND.NXT.
+func (c *Conn) unsent() int {
+	off := int(c.sndNxt.Size(c.sndBase()))
+	if off >= c.sndLen || c.sndNxt.LessThan(c.sndBase()) {
+		return 0
+	}
+	return c.sndLen - off
+}
+
+// outputSyn sends our SYN or SYN-ACK from ISS with the MSS and window scale
+// options (RFC 9293 §3.7.1, RFC 7323 §2.2).
+func (c *Conn) outputSyn(b []byte, flags wire.Flags) int {
+	var o wire.Options
+	o.Present = wire.HasMSS
+	o.MSS = c.ourMSS
+	if c.cfg.WindowScale && (c.state == SynSent || c.flags&fWindowScale != 0) {
+		o.Present |= wire.HasWindowScale
+		o.WindowScale = c.rcvShift
+	}
+	var ack Seq
+	if flags&wire.FlagACK != 0 {
+		ack = c.rcvNxt
+	}
+	// RFC 7323 §2.2: the window field of a SYN is not scaled.
+	n := c.put(b, wire.TCPHeader{Seq: c.iss, Ack: ack, Flags: flags, Window: uint16(min(c.rcv.cap, 0xffff))}, &o, 0, 0)
+	if c.sndMax == c.iss {
+		c.flags |= fRTTPending
+		c.rttSeq, c.rttStart = c.iss, c.now()
+	} else {
+		c.count(&c.cfg.Counters.Retransmits)
+	}
+	c.sndNxt = c.iss.Add(1)
+	c.sndMax = wire.SeqMax(c.sndMax, c.sndNxt)
+	c.flags &^= fSynAckResend | fAckNow
+	if c.timers[timerRTO] == 0 {
+		c.arm(timerRTO, c.rto)
+	}
+	return n
+}
+
+// outputAck sends a bare ACK with sequence number seq.
+func (c *Conn) outputAck(b []byte, seq Seq) int {
+	return c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, nil, 0, 0)
+}
+
+// outputData decides what to send in a synchronized state and sends at most one
+// segment: a retransmission, new data (within the send and congestion windows,
+// by Nagle's algorithm and sender SWS avoidance), our FIN, a window probe, a
+// keepalive probe, or an ACK.
+func (c *Conn) outputData(b []byte) int {
+	base := c.sndBase()
+	seq := c.sndNxt
+	off, n := 0, 0
+	fin, probe := false, false
+	shut := c.flags&fShutWr != 0 && c.state != Established && c.state != CloseWait
+
+	switch {
+	case c.flags&fRetransmitOne != 0:
+		// Fast retransmit and NewReno partial ACKs: resend one segment at SND.UNA.
+		c.flags &^= fRetransmitOne
+		seq = c.sndUna
+		off = int(seq.Size(base))
+		if seq.LessThan(base) {
+			off = 0
+		}
+		n = max(0, min(c.sndLen-off, int(c.mss)))
+		fin = shut && c.flags&fFinSent != 0 && off+n == c.sndLen
+		if n == 0 && !fin {
+			break
+		}
+		c.count(&c.cfg.Counters.Retransmits)
+		if c.flags&fRTTPending != 0 && c.rttSeq.InRange(seq, seq.Add(uint32(n)+1)) {
+			c.flags &^= fRTTPending // Karn's rule
+		}
+		return c.sendSegment(b, seq, off, n, fin, true)
+
+	case c.flags&fKeepaliveProbe != 0:
+		// RFC 9293 §3.8.4: SEG.SEQ = SND.NXT-1, no data; the peer answers with an ACK.
+		c.flags &^= fKeepaliveProbe
+		c.count(&c.cfg.Counters.KeepaliveProbes)
+		return c.outputAck(b, c.sndUna.Sub(1))
+	}
+
+	off = int(seq.Size(base))
+	if seq.LessThan(base) || off > c.sndLen {
+		off = c.sndLen
+	}
+	avail := c.sndLen - off
+	wnd := min(c.sndWnd, c.cwnd)
+	inflight := seq.Size(c.sndUna)
+	usable := 0
+	if inflight < wnd {
+		usable = int(wnd - inflight)
+	}
+	n = min(avail, usable, int(c.mss))
+	if c.flags&fProbe != 0 {
+		// The persist timer fired: one octet past a zero window (RFC 9293 §3.8.6.1).
+		c.flags &^= fProbe
+		if n == 0 && avail > 0 {
+			n, probe = 1, true
+			c.count(&c.cfg.Counters.WindowProbes)
+		}
+	}
+	if n > 0 && !probe && !c.sendNow(n, avail, inflight) {
+		n = 0
+	}
+	// Our FIN follows the last byte of data; it takes no window.
+	fin = shut && off+n == c.sndLen && (c.flags&fFinSent == 0 || seq.Add(uint32(n)).LessThan(c.sndMax))
+	if n == 0 && !fin {
+		if c.flags&fAckNow != 0 || c.windowUpdateDue() {
+			return c.outputAck(b, c.sndMax)
+		}
+		return 0
+	}
+	return c.sendSegment(b, seq, off, n, fin, false)
+}
+
+// sendNow decides whether n bytes (less than or equal to the MSS, of avail unsent)
+// go now: a full segment always; a retransmission after a timeout; the rest of
+// the queued data if nothing is in flight or Nagle is off (RFC 9293 §3.7.4) or the
+// send side is shut; or at least half the largest window the peer offered (sender
+// SWS avoidance, RFC 9293 §3.8.6.2.1).
+func (c *Conn) sendNow(n, avail int, inflight uint32) bool {
+	switch {
+	case n == int(c.mss):
+		return true
+	case c.sndNxt.LessThan(c.sndMax):
+		return true
+	case n == avail && (inflight == 0 || c.flags&fNoDelay != 0 || c.flags&fShutWr != 0):
+		return true
+	case c.maxSndWnd > 0 && uint32(n) >= c.maxSndWnd/2:
+		return true
+	}
+	return false
+}
+
+// sendSegment writes a segment of n bytes from buffer offset off at seq, with our
+// FIN if fin, and advances SND.NXT unless it is a one-off retransmission.
+func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool) int {
+	flags := wire.FlagACK
+	if n > 0 && off+n == c.sndLen {
+		flags |= wire.FlagPSH
+	}
+	if fin {
+		flags |= wire.FlagFIN
+	}
+	hl := c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: flags, Window: c.advertise()}, nil, off, n)
+	end := seq.Add(uint32(n))
+	if fin {
+		end = end.Add(1)
+		c.flags |= fFinSent
+	}
+	if !oneOff {
+		if seq == c.sndMax {
+			if c.flags&fRTTPending == 0 {
+				c.flags |= fRTTPending
+				c.rttSeq, c.rttStart = seq, c.now()
+			}
+		} else {
+			c.count(&c.cfg.Counters.Retransmits)
+			if c.flags&fRTTPending != 0 && c.rttSeq.InRange(seq, end) {
+				c.flags &^= fRTTPending // Karn's rule
+			}
+		}
+		c.sndNxt = end
+		c.sndMax = wire.SeqMax(c.sndMax, end)
+	}
+	// RFC 6298 §5.1: start the timer when data goes out and it is not running.
+	// While the window is zero the persist timer covers the probe instead.
+	if c.timers[timerRTO] == 0 && c.sndWnd > 0 {
+		c.arm(timerRTO, c.rto)
+	}
+	return hl
+}
+
+// put writes a header and n payload bytes from send buffer offset off into b,
+// marks the ACK as sent, and returns the segment length.
+func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int {
+	h.SrcPort, h.DstPort = c.localPort, c.remotePort
+	hl := wire.PutTCP(b, h, o)
+	if n > 0 {
+		c.snd.read(off, b[hl:hl+n])
+	}
+	if h.Flags&wire.FlagACK != 0 {
+		c.flags &^= fAckNow | fWindowUpdate
+		c.timers[timerDelAck] = 0
+		c.unackedSegs = 0
+	}
+	c.cfg.Counters.SegsOut++
+	return hl + n
+}
+
+// advertise returns the window field to send and records the right edge it
+// promises. RFC 9293 §3.8.6.2.2: the right edge moves only by at least
+// min(RCV.BUFF/2, Eff.snd.MSS) at a time, and never moves left.
+func (c *Conn) advertise() uint16 {
+	edge := c.windowEdge()
+	wnd := edge.Size(c.rcvNxt) >> c.rcvShift
+	if e := c.rcvNxt.Add(wnd << c.rcvShift); e.GreaterThan(c.rcvAdv) {
+		c.rcvAdv = e
+	}
+	return uint16(wnd)
+}
+
+// windowEdge returns the right edge the next advertisement offers.
+func (c *Conn) windowEdge() Seq {
+	free := uint32(c.rcv.cap - c.rcvLen)
+	free = min(free, uint32(0xffff)<<c.rcvShift)
+	edge := c.rcvNxt.Add(free)
+	if edge.LessEq(c.rcvAdv) {
+		return c.rcvAdv
+	}
+	if edge.Size(c.rcvAdv) < min(uint32(c.rcv.cap/2), uint32(c.mss)) && c.rcvAdv.GreaterThan(c.rcvNxt) {
+		return c.rcvAdv // too small a step: silly window syndrome avoidance
+	}
+	return edge
+}
+
+// windowUpdateDue reports whether a Read opened the window enough to tell the
+// peer now: the edge would move by at least min(RCV.BUFF/2, 2×MSS) while the
+// window the peer knows is below half the buffer.
+func (c *Conn) windowUpdateDue() bool {
+	if c.flags&fWindowUpdate == 0 {
+		return false
+	}
+	c.flags &^= fWindowUpdate
+	known := c.rcvWnd()
+	step := c.windowEdge().Size(c.rcvAdv)
+	return known < uint32(c.rcv.cap/2) && step >= min(uint32(c.rcv.cap/2), 2*uint32(c.mss))
+}

@@ -1,0 +1,3 @@
+module github.com/tcpeng/tcpeng
+
+go 1.26

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite uses, if they are missing.
+# Needs root (or passwordless sudo) and Debian's apt; without them it says which
+# suites will skip and carries on.
+set -euo pipefail
+
+need=()
+command -v tshark >/dev/null || need+=(tshark)
+
+if [ ${#need[@]} -eq 0 ]; then
+	exit 0
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo="sudo -n"; else
+		echo "deps: not root; missing ${need[*]}: the tests that need them will skip" >&2
+		exit 0
+	fi
+fi
+if ! command -v apt-get >/dev/null; then
+	echo "deps: no apt-get; missing ${need[*]}: the tests that need them will skip" >&2
+	exit 0
+fi
+echo "deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq >/dev/null
+$sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
