@@ -2,8 +2,8 @@ package engine
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
+	"strconv"
 
 	"github.com/tcpeng/tcpeng/engine/tcpip"
 )
@@ -142,7 +142,7 @@ func (c Config) withDefaults() (Config, error) {
 	var v4 bool
 	for _, a := range c.Addrs {
 		if !a.IsValid() || a.Zone() != "" {
-			return c, fmt.Errorf("tcpeng: Config.Addrs holds %v: give plain IPv4 or IPv6 addresses", a)
+			return c, errors.New("tcpeng: Config.Addrs holds " + a.String() + ": give plain IPv4 or IPv6 addresses")
 		}
 		v4 = v4 || a.Is4()
 	}
@@ -150,22 +150,24 @@ func (c Config) withDefaults() (Config, error) {
 	case !v4:
 		return c, errors.New("tcpeng: Config.Addrs has no IPv4 address: give the stack at least one (for example 10.7.0.2)")
 	case c.MTU < minMTU || c.MTU > 65535:
-		return c, fmt.Errorf("tcpeng: Config.MTU %d is out of range: use 576 to 65535", c.MTU)
+		return c, errors.New("tcpeng: Config.MTU " + itoa(c.MTU) + " is out of range: use 576 to 65535")
 	case c.SendBuffer < 1 || c.SendBuffer > 1<<30 || c.RecvBuffer < 1 || c.RecvBuffer > 1<<30:
-		return c, fmt.Errorf("tcpeng: Config buffers %d/%d out of range: use 1 byte to 1 GiB", c.SendBuffer, c.RecvBuffer)
+		return c, errors.New("tcpeng: Config buffers " + itoa(c.SendBuffer) + "/" + itoa(c.RecvBuffer) + " out of range: use 1 byte to 1 GiB")
 	case c.MaxConns < 1 || c.MaxConns > MaxConnsLimit:
-		return c, fmt.Errorf("tcpeng: Config.MaxConns %d is out of range: use 1 to %d", c.MaxConns, MaxConnsLimit)
+		return c, errors.New("tcpeng: Config.MaxConns " + itoa(c.MaxConns) + " is out of range: use 1 to " + itoa(MaxConnsLimit))
 	case c.Backlog < 1:
-		return c, fmt.Errorf("tcpeng: Config.Backlog %d must be positive", c.Backlog)
+		return c, errors.New("tcpeng: Config.Backlog " + itoa(c.Backlog) + " must be positive")
 	case c.EphemeralLow == 0 || c.EphemeralLow > c.EphemeralHigh:
-		return c, fmt.Errorf("tcpeng: ephemeral port range %d-%d is empty or starts at 0", c.EphemeralLow, c.EphemeralHigh)
+		return c, errors.New("tcpeng: ephemeral port range " + itoa(int(c.EphemeralLow)) + "-" + itoa(int(c.EphemeralHigh)) + " is empty or starts at 0")
 	case c.MinRTO <= 0 || c.MaxRTO < c.MinRTO || c.InitialRTO <= 0 || c.MSL <= 0 || c.KeepaliveIdle <= 0 ||
 		c.KeepaliveInterval <= 0 || c.FinWait2Timeout <= 0:
 		return c, errors.New("tcpeng: Config timers must be positive, and MaxRTO at least MinRTO")
 	case c.KeepaliveCount < 1 || c.MaxRetries < 1 || c.SynRetries < 1 || c.MaxOutOfOrder < 1:
 		return c, errors.New("tcpeng: Config counts (KeepaliveCount, MaxRetries, SynRetries, MaxOutOfOrder) must be positive")
 	case c.OutputBuffer < c.MTU:
-		return c, fmt.Errorf("tcpeng: Config.OutputBuffer %d is below the MTU %d", c.OutputBuffer, c.MTU)
+		return c, errors.New("tcpeng: Config.OutputBuffer " + itoa(c.OutputBuffer) + " is below the MTU " + itoa(c.MTU))
 	}
 	return c, nil
 }
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -108,9 +108,14 @@ const (
 	EventError
 	// EventState: a state change, From to To (only with Config.TraceStates).
 	EventState
+	// EventFault: the engine's host boundary reports a problem not tied to one
+	// command: a malformed message (Err ErrInvalid), or an engine restarted after
+	// a crash (Err ErrAborted; each connection it held gets EventError with
+	// ErrAborted). Conn is 0. The native Stack never raises it.
+	EventFault
 )
 
-var eventNames = [...]string{"", "connected", "acceptable", "readable", "writable", "peer-closed", "closed", "reset", "error", "state"}
+var eventNames = [...]string{"", "connected", "acceptable", "readable", "writable", "peer-closed", "closed", "reset", "error", "state", "fault"}
 
 // String returns the kind's name ("connected", "readable", ...).
 func (k EventKind) String() string {
@@ -221,3 +226,11 @@ type Output struct {
 	// Never if no timer is armed, Now if output is still queued.
 	Deadline Time
 }
+
+// Engine is what every host drives: the native *Stack, or the WebAssembly engine
+// of bindings/wazero. One call per batch (DESIGN.md, "The narrow waist").
+type Engine interface {
+	Step(in *Input, out *Output)
+}
+
+var _ Engine = (*Stack)(nil)
