@@ -77,6 +77,9 @@ type Config struct {
 	// NoWindowScale turns the window scale option off (RFC 7323); with it windows
 	// are limited to 64 KiB.
 	NoWindowScale bool
+	// NoSACK turns selective acknowledgments off (RFC 2018); loss recovery is
+	// then NewReno's (RFC 6582).
+	NoSACK bool
 	// MaxOutOfOrder bounds the out-of-order ranges each connection holds.
 	// Default 32; past it, out-of-order segments are dropped and counted.
 	MaxOutOfOrder int

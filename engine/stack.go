@@ -132,7 +132,7 @@ func New(cfg Config) (*Stack, error) {
 		DelayedAck: max(cfg.DelayedAck, 0), KeepaliveIdle: cfg.KeepaliveIdle,
 		KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveCount: cfg.KeepaliveCount,
 		MaxRetries: cfg.MaxRetries, SynRetries: cfg.SynRetries, FinWait2Timeout: cfg.FinWait2Timeout,
-		SendBuffer: cfg.SendBuffer, RecvBuffer: cfg.RecvBuffer, WindowScale: !cfg.NoWindowScale,
+		SendBuffer: cfg.SendBuffer, RecvBuffer: cfg.RecvBuffer, WindowScale: !cfg.NoWindowScale, SACK: !cfg.NoSACK,
 		MaxOutOfOrder: cfg.MaxOutOfOrder, Pool: tcp.NewPool(cfg.MaxFreeChunks),
 		Hooks: (*hooks)(s), Counters: &s.counter,
 	}

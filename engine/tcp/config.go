@@ -24,6 +24,7 @@ type Config struct {
 	SendBuffer        int            // default send buffer of a connection, bytes
 	RecvBuffer        int            // default receive buffer of a connection, bytes
 	WindowScale       bool           // offer the window scale option (RFC 7323)
+	SACK              bool           // offer selective acknowledgments (RFC 2018)
 	MaxOutOfOrder     int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
 
 	Pool     *Pool     // chunks for every buffer

@@ -28,6 +28,7 @@ const (
 	fWindowUpdate                      // the application read: consider a window update
 	fSynAckResend                      // a duplicate SYN arrived in SYN_RCVD: resend the SYN-ACK
 	fFinSent                           // our FIN has been sent (it is the last sequence number below sndMax)
+	fSACK                              // both SYNs carried SACK-permitted (RFC 2018)
 )
 
 // Events a connection raises for the application; the stack collects them with
@@ -92,11 +93,15 @@ type Conn struct {
 	rcvAdv Seq // RCV.NXT+RCV.WND as last advertised: the right edge never moves left
 	rcvFin Seq // sequence number of an out-of-order FIN (fFinPending)
 
-	snd    ring
-	sndLen int // bytes in the send buffer (unacknowledged and unsent)
-	rcv    ring
-	rcvLen int // in-order bytes waiting for Read
-	ooo    *reassembly
+	snd     ring
+	sndLen  int // bytes in the send buffer (unacknowledged and unsent)
+	rcv     ring
+	rcvLen  int         // in-order bytes waiting for Read
+	ooo     *reassembly // out-of-order ranges held (the SACK blocks we report)
+	lastOOO Seq         // start of the most recent out-of-order segment (RFC 2018 §4's first block)
+
+	sacked  *reassembly // the scoreboard: ranges the peer SACKed (RFC 6675)
+	highRxt Seq         // HighRxt: the end of the highest retransmission in this recovery
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar, rto tcpip.Duration
@@ -111,6 +116,8 @@ type Conn struct {
 	recover        Seq
 	dupAcks        uint8
 	unackedSegs    uint8 // full-sized segments received since our last ACK
+	dupAcksOwed    uint8 // duplicate ACKs still to send, one per out-of-order segment
+	cwndAcc        uint32
 
 	timers   [numTimers]tcpip.Time // 0: not armed
 	lastRecv tcpip.Time            // when the last segment arrived (keepalive idle)

@@ -37,6 +37,7 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 		c.count(&c.cfg.Counters.DropBadAck)
 		return false
 	}
+	c.takeSACK(s)
 	if c.state == SynReceived {
 		c.ackNewData(ack)
 		c.established()
@@ -45,6 +46,11 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	} else if ack == c.sndUna && s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 &&
 		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna {
 		c.dupAck() // RFC 5681 §2's definition of a duplicate acknowledgment
+	}
+	if c.flags&(fSACK|fInRecovery) == fSACK && c.sndMax != c.sndUna && c.isLost() {
+		// RFC 6675 §5: IsLost(HighACK+1) starts loss recovery as DupThresh
+		// duplicate ACKs would, also when ACKs carry data or a new window.
+		c.enterRecovery()
 	}
 	// The send window update rule: SND.UNA =< SEG.ACK =< SND.NXT (checked above)
 	// and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
@@ -111,6 +117,10 @@ func (c *Conn) ackNewData(ack Seq) {
 	if c.sndNxt.LessThan(ack) {
 		c.sndNxt = ack
 	}
+	if c.highRxt.LessThan(ack) {
+		c.highRxt = ack
+	}
+	c.pruneSACK()
 	// RFC 6298 §3: Karn's rule; only a segment sent once is timed.
 	if c.flags&fRTTPending != 0 && ack.GreaterThan(c.rttSeq) {
 		c.flags &^= fRTTPending
@@ -165,13 +175,17 @@ func (c *Conn) ccAck(ack Seq, acked uint32) {
 	mss := uint32(c.mss)
 	if c.flags&fInRecovery != 0 {
 		if ack.GreaterEq(c.recover) {
-			// Full acknowledgment (RFC 6582 §3.2 step 3, option 1).
+			// Full acknowledgment (RFC 6582 §3.2 step 3, option 1; RFC 6675
+			// ends recovery the same way).
 			flight := c.sndMax.Size(c.sndUna)
 			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 			c.flags &^= fInRecovery
 			return
 		}
-		// Partial acknowledgment (step 4): retransmit the next hole, deflate.
+		if c.flags&fSACK != 0 {
+			return // RFC 6675: the pipe, not the window, paces recovery
+		}
+		// Partial acknowledgment (RFC 6582 step 4): retransmit the next hole, deflate.
 		c.flags |= fRetransmitOne
 		c.cwnd -= min(c.cwnd, acked)
 		if acked >= mss {
@@ -181,9 +195,18 @@ func (c *Conn) ccAck(ack Seq, acked uint32) {
 		return
 	}
 	if c.cwnd < c.ssthresh {
-		c.cwnd += min(acked, mss) // slow start, RFC 5681 eqn. 2
+		// Slow start. RFC 5681 eqn. 2 grows cwnd by min(N, SMSS) per ACK; tcpeng
+		// counts bytes (RFC 3465 §2.2) without the L limit, as Linux does, because
+		// a batch of segments handled in one Step is acknowledged by one ACK.
+		c.cwnd += acked
 	} else {
-		c.cwnd += max(1, mss*mss/c.cwnd) // congestion avoidance, RFC 5681 eqn. 3
+		// Congestion avoidance by byte counting (RFC 3465 §2.1): one SMSS per
+		// cwnd of bytes acknowledged, RFC 5681 eqn. 3's rate.
+		c.cwndAcc += acked
+		if c.cwndAcc >= c.cwnd {
+			c.cwndAcc -= c.cwnd
+			c.cwnd += mss
+		}
 	}
 	c.cwnd = min(c.cwnd, maxCwnd)
 }
@@ -198,17 +221,37 @@ func (c *Conn) dupAck() {
 	if c.dupAcks < 255 {
 		c.dupAcks++
 	}
-	mss := uint32(c.mss)
 	if c.flags&fInRecovery != 0 {
-		c.cwnd = min(c.cwnd+mss, maxCwnd)
+		if c.flags&fSACK == 0 {
+			c.cwnd = min(c.cwnd+uint32(c.mss), maxCwnd) // RFC 5681 §3.2 step 4: inflate
+		}
 		return
 	}
-	if c.dupAcks != 3 || !c.sndUna.Sub(1).GreaterThan(c.recover) {
+	if c.dupAcks == dupThresh {
+		c.enterRecovery()
+	}
+}
+
+// enterRecovery starts fast retransmit and fast recovery: NewReno (RFC 5681
+// §3.2, RFC 6582 §3.2 step 2) or, with SACK, RFC 6675 §5 step (4). A new recovery
+// starts only once SND.UNA has passed the last one's recovery point.
+func (c *Conn) enterRecovery() {
+	if !c.sndUna.Sub(1).GreaterThan(c.recover) && c.recover != c.iss {
 		return
 	}
+	mss := uint32(c.mss)
 	c.ssthresh = max(c.sndMax.Size(c.sndUna)/2, 2*mss) // RFC 5681 eqn. 4
 	c.recover = c.sndMax
-	c.cwnd = c.ssthresh + 3*mss
-	c.flags |= fRetransmitOne | fInRecovery
+	c.highRxt = c.sndUna
+	c.flags |= fInRecovery
+	if c.flags&fSACK != 0 {
+		c.cwnd = c.ssthresh // RFC 6675 §5 (4.2)
+		if !c.isLost() {
+			c.flags |= fRetransmitOne // (4.3): SND.UNA is presumed lost after DupThresh duplicates
+		}
+	} else {
+		c.cwnd = c.ssthresh + 3*mss
+		c.flags |= fRetransmitOne
+	}
 	c.count(&c.cfg.Counters.FastRetransmits)
 }

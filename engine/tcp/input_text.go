@@ -46,10 +46,12 @@ func (c *Conn) receive(seq Seq, payload []byte) {
 		}
 		if c.ooo.add(seq, seq.Add(uint32(n)), c.cfg.MaxOutOfOrder) {
 			c.rcv.write(c.cfg.Pool, c.rcvLen+off, payload)
+			c.lastOOO = seq
 		} else {
 			c.count(&c.cfg.Counters.DropOutOfOrder)
 		}
 		c.flags |= fAckNow
+		c.dupAcksOwed = min(c.dupAcksOwed+1, maxDupAcksOwed)
 		return
 	}
 	c.rcv.write(c.cfg.Pool, c.rcvLen, payload)
@@ -81,6 +83,9 @@ func (c *Conn) receive(seq Seq, payload []byte) {
 		c.arm(timerDelAck, c.cfg.DelayedAck)
 	}
 }
+
+// maxDupAcksOwed bounds the duplicate ACKs one batch of input can make us send.
+const maxDupAcksOwed = 16
 
 // receiveFin processes the peer's FIN at sequence number fin (RFC 9293
 // §3.10.7.4, eighth). A FIN beyond RCV.NXT is remembered until the data before

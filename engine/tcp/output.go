@@ -70,6 +70,9 @@ func (c *Conn) outputSyn(b []byte, flags wire.Flags) int {
 		o.Present |= wire.HasWindowScale
 		o.WindowScale = c.rcvShift
 	}
+	if c.cfg.SACK && (c.state == SynSent || c.flags&fSACK != 0) {
+		o.Present |= wire.HasSACKPermitted
+	}
 	var ack Seq
 	if flags&wire.FlagACK != 0 {
 		ack = c.rcvNxt
@@ -93,7 +96,9 @@ func (c *Conn) outputSyn(b []byte, flags wire.Flags) int {
 
 // outputAck sends a bare ACK with sequence number seq.
 func (c *Conn) outputAck(b []byte, seq Seq) int {
-	return c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, nil, 0, 0)
+	var o wire.Options
+	c.sackOptions(&o)
+	return c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, &o, 0, 0)
 }
 
 // outputData decides what to send in a synchronized state and sends at most one
@@ -102,7 +107,7 @@ func (c *Conn) outputAck(b []byte, seq Seq) int {
 // keepalive probe, or an ACK.
 func (c *Conn) outputData(b []byte) int {
 	base := c.sndBase()
-	seq := c.sndNxt
+	var seq Seq
 	off, n := 0, 0
 	fin, probe := false, false
 	shut := c.flags&fShutWr != 0 && c.state != Established && c.state != CloseWait
@@ -116,16 +121,14 @@ func (c *Conn) outputData(b []byte) int {
 		if seq.LessThan(base) {
 			off = 0
 		}
-		n = max(0, min(c.sndLen-off, int(c.mss)))
+		var o wire.Options
+		c.sackOptions(&o)
+		n = max(0, min(c.sndLen-off, int(c.mss)-o.Len()))
 		fin = shut && c.flags&fFinSent != 0 && off+n == c.sndLen
 		if n == 0 && !fin {
 			break
 		}
-		c.count(&c.cfg.Counters.Retransmits)
-		if c.flags&fRTTPending != 0 && c.rttSeq.InRange(seq, seq.Add(uint32(n)+1)) {
-			c.flags &^= fRTTPending // Karn's rule
-		}
-		return c.sendSegment(b, seq, off, n, fin, true)
+		return c.retransmit(b, seq, n, &o)
 
 	case c.flags&fKeepaliveProbe != 0:
 		// RFC 9293 §3.8.4: SEG.SEQ = SND.NXT-1, no data; the peer answers with an ACK.
@@ -134,18 +137,48 @@ func (c *Conn) outputData(b []byte) int {
 		return c.outputAck(b, c.sndUna.Sub(1))
 	}
 
+	var o wire.Options
+	c.sackOptions(&o)
+	room := int(c.mss) - o.Len() // RFC 9293 §3.7.1: options come out of the MSS
+
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK && c.pipe() < c.cwnd {
+		// RFC 6675 §5 step (C): while cwnd allows, retransmit what NextSeg
+		// rule 1 finds lost; new data (rule 2) follows below, rule 3 after it.
+		if rs, rn, ok := c.nextLost(false); ok {
+			return c.retransmit(b, rs, min(rn, room), &o)
+		}
+	}
+	for c.sndNxt.LessThan(c.sndMax) {
+		// Retransmitting after a timeout: skip what the peer SACKed (RFC 6675 §5.1).
+		end, ok := c.sackedAt(c.sndNxt)
+		if !ok {
+			break
+		}
+		c.sndNxt = end
+	}
+	seq = c.sndNxt
 	off = int(seq.Size(base))
 	if seq.LessThan(base) || off > c.sndLen {
 		off = c.sndLen
 	}
 	avail := c.sndLen - off
-	wnd := min(c.sndWnd, c.cwnd)
 	inflight := seq.Size(c.sndUna)
 	usable := 0
-	if inflight < wnd {
-		usable = int(wnd - inflight)
+	if inflight < c.sndWnd {
+		usable = int(c.sndWnd - inflight)
 	}
-	n = min(avail, usable, int(c.mss))
+	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK {
+		if p := c.pipe(); p < c.cwnd {
+			usable = min(usable, int(c.cwnd-p))
+		} else {
+			usable = 0
+		}
+	} else if inflight < c.cwnd {
+		usable = min(usable, int(c.cwnd-inflight))
+	} else {
+		usable = 0
+	}
+	n = min(avail, usable, room)
 	if c.flags&fProbe != 0 {
 		// The persist timer fired: one octet past a zero window (RFC 9293 §3.8.6.1).
 		c.flags &^= fProbe
@@ -154,18 +187,40 @@ func (c *Conn) outputData(b []byte) int {
 			c.count(&c.cfg.Counters.WindowProbes)
 		}
 	}
-	if n > 0 && !probe && !c.sendNow(n, avail, inflight) {
+	if n > 0 && !probe && !c.sendNow(n, avail, inflight, room) {
 		n = 0
+	}
+	if n == 0 && c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK && usable > 0 {
+		// NextSeg rule 3: nothing new to send; retransmit a hole below SACKed data.
+		if rs, rn, ok := c.nextLost(true); ok {
+			return c.retransmit(b, rs, min(rn, room), &o)
+		}
 	}
 	// Our FIN follows the last byte of data; it takes no window.
 	fin = shut && off+n == c.sndLen && (c.flags&fFinSent == 0 || seq.Add(uint32(n)).LessThan(c.sndMax))
 	if n == 0 && !fin {
 		if c.flags&fAckNow != 0 || c.windowUpdateDue() {
-			return c.outputAck(b, c.sndMax)
+			return c.put(b, wire.TCPHeader{Seq: c.sndMax, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, &o, 0, 0)
 		}
 		return 0
 	}
-	return c.sendSegment(b, seq, off, n, fin, false)
+	return c.sendSegment(b, seq, off, n, fin, false, &o)
+}
+
+// retransmit resends n bytes at seq during SACK recovery and advances HighRxt.
+func (c *Conn) retransmit(b []byte, seq Seq, n int, o *wire.Options) int {
+	off := int(seq.Size(c.sndBase()))
+	n = max(0, min(n, c.sndLen-off))
+	fin := c.flags&fFinSent != 0 && off+n == c.sndLen && seq.Add(uint32(n)).LessThan(c.sndMax)
+	c.highRxt = seq.Add(uint32(n))
+	if fin {
+		c.highRxt = c.highRxt.Add(1)
+	}
+	c.count(&c.cfg.Counters.Retransmits)
+	if c.flags&fRTTPending != 0 && c.rttSeq.InRange(seq, c.highRxt) {
+		c.flags &^= fRTTPending // Karn's rule
+	}
+	return c.sendSegment(b, seq, off, n, fin, true, o)
 }
 
 // sendNow decides whether n bytes (less than or equal to the MSS, of avail unsent)
@@ -173,9 +228,9 @@ func (c *Conn) outputData(b []byte) int {
 // the queued data if nothing is in flight or Nagle is off (RFC 9293 §3.7.4) or the
 // send side is shut; or at least half the largest window the peer offered (sender
 // SWS avoidance, RFC 9293 §3.8.6.2.1).
-func (c *Conn) sendNow(n, avail int, inflight uint32) bool {
+func (c *Conn) sendNow(n, avail int, inflight uint32, room int) bool {
 	switch {
-	case n == int(c.mss):
+	case n >= room:
 		return true
 	case c.sndNxt.LessThan(c.sndMax):
 		return true
@@ -189,7 +244,7 @@ func (c *Conn) sendNow(n, avail int, inflight uint32) bool {
 
 // sendSegment writes a segment of n bytes from buffer offset off at seq, with our
 // FIN if fin, and advances SND.NXT unless it is a one-off retransmission.
-func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool) int {
+func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool, o *wire.Options) int {
 	flags := wire.FlagACK
 	if n > 0 && off+n == c.sndLen {
 		flags |= wire.FlagPSH
@@ -197,7 +252,7 @@ func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool) int 
 	if fin {
 		flags |= wire.FlagFIN
 	}
-	hl := c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: flags, Window: c.advertise()}, nil, off, n)
+	hl := c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: flags, Window: c.advertise()}, o, off, n)
 	end := seq.Add(uint32(n))
 	if fin {
 		end = end.Add(1)
@@ -238,6 +293,14 @@ func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int 
 		c.flags &^= fAckNow | fWindowUpdate
 		c.timers[timerDelAck] = 0
 		c.unackedSegs = 0
+		if c.dupAcksOwed > 1 {
+			// One duplicate ACK per out-of-order segment (RFC 5681 §4.2), even
+			// when a batch of them was processed before this Output.
+			c.dupAcksOwed--
+			c.flags |= fAckNow
+		} else {
+			c.dupAcksOwed = 0
+		}
 	}
 	c.cfg.Counters.SegsOut++
 	return hl + n

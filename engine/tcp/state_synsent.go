@@ -57,8 +57,9 @@ func (c *Conn) inputSynSent(seg *wire.Segment, payload []byte) Verdict {
 }
 
 // takeSynOptions applies the options of the peer's SYN: its MSS (RFC 9293
-// §3.7.1, 536 when absent) and window scale (RFC 7323 §2.2: in use only if both
-// SYNs carry it). offered says whether our SYN carries window scale.
+// §3.7.1, 536 when absent), SACK-permitted (RFC 2018 §2) and window scale
+// (RFC 7323 §2.2); the last two are in use only if both SYNs carry them.
+// offered says whether our SYN carries window scale.
 func (c *Conn) takeSynOptions(seg *wire.Segment, offered bool) {
 	peer := uint16(DefaultMSS)
 	if seg.Opts.Has(wire.HasMSS) {
@@ -67,6 +68,7 @@ func (c *Conn) takeSynOptions(seg *wire.Segment, offered bool) {
 	// A tiny MSS would make every byte a segment; Linux floors it at 48 bytes of
 	// data, tcpeng at 64.
 	c.mss = max(min(peer, c.ourMSS), minMSS)
+	c.setFlag(fSACK, c.cfg.SACK && seg.Opts.Has(wire.HasSACKPermitted))
 	if offered && seg.Opts.Has(wire.HasWindowScale) {
 		c.flags |= fWindowScale
 		c.sndShift = seg.Opts.Shift()

@@ -87,6 +87,7 @@ func (c *Conn) retransmitTimeout() {
 	c.flags &^= fInRecovery | fRetransmitOne | fRTTPending
 	c.dupAcks = 0
 	c.sndNxt = c.sndUna
+	c.highRxt = c.sndUna
 	c.arm(timerRTO, c.rto)
 }
 
