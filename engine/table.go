@@ -21,6 +21,7 @@ type connTable struct {
 	entries []uint32 // slot index + 1; 0 empty; tombstone deleted
 	used    int      // live entries
 	dead    int      // tombstones
+	last    uint32   // slot index + 1 of the last lookup hit: bulk flows skip the hash
 }
 
 const tombstone = ^uint32(0)
@@ -40,6 +41,9 @@ func (t *connTable) lookup(tp *tuple, at func(uint32) *tuple) (uint32, bool) {
 	if len(t.entries) == 0 {
 		return 0, false
 	}
+	if t.last != 0 && *at(t.last - 1) == *tp {
+		return t.last - 1, true
+	}
 	mask := uint64(len(t.entries) - 1)
 	for i := t.hash(tp) & mask; ; i = (i + 1) & mask {
 		e := t.entries[i]
@@ -47,6 +51,7 @@ func (t *connTable) lookup(tp *tuple, at func(uint32) *tuple) (uint32, bool) {
 			return 0, false
 		}
 		if e != tombstone && *at(e - 1) == *tp {
+			t.last = e
 			return e - 1, true
 		}
 	}
@@ -82,6 +87,9 @@ func (t *connTable) remove(tp *tuple, idx uint32) {
 			return
 		}
 		if e == idx+1 {
+			if t.last == e {
+				t.last = 0
+			}
 			t.entries[i] = tombstone
 			t.used--
 			t.dead++
@@ -98,7 +106,7 @@ func (t *connTable) rehash(at func(uint32) *tuple) {
 	}
 	old := t.entries
 	t.entries = make([]uint32, n)
-	t.used, t.dead = 0, 0
+	t.used, t.dead, t.last = 0, 0, 0
 	for _, e := range old {
 		if e != 0 && e != tombstone {
 			t.insert(at(e-1), e-1, at)

@@ -62,6 +62,22 @@ func (c *Conn) retransmitTimeout() {
 	if c.sndUna == c.sndMax {
 		return
 	}
+	if c.state.Synchronized() && c.sndWnd == 0 {
+		// The peer closed its window with our data in flight (it may have dropped
+		// it). The retransmission is then a window probe (RFC 9293 §3.8.6.1): the
+		// connection stays open while the peer answers, and fails only after
+		// MaxRetries unanswered probes, as Linux's tcp_retransmit_timer does.
+		if int(c.probes) >= c.cfg.MaxRetries {
+			c.fail(tcpip.ErrTimedOut)
+			return
+		}
+		c.probes++
+		c.persistN = min(c.persistN+1, 16)
+		c.sndNxt = c.sndUna
+		c.flags |= fProbe
+		c.timers[timerRTO] = 0 // the persist timer takes over (updateTimers)
+		return
+	}
 	limit := c.cfg.MaxRetries
 	if c.state == SynSent || c.state == SynReceived {
 		limit = c.cfg.SynRetries
