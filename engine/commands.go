@@ -9,12 +9,14 @@ import (
 
 // Listen starts listening on local (RFC 9293 §3.10.1, passive OPEN). The address
 // must be one of the stack's or unspecified (all of them); the port must not be
-// 0. backlog bounds the connections held for Accept, half-open ones included
-// (0: Config.Backlog). EventAcceptable follows when a connection is ready.
+// 0, except with Config.Forward, where the unspecified address and port 0 make a
+// listener for every connection no other listener takes. backlog bounds the
+// connections held for Accept, half-open ones included (0: Config.Backlog).
+// EventAcceptable follows when a connection is ready.
 func (s *Stack) Listen(local netip.AddrPort, backlog int) (ConnID, Error) {
 	a := local.Addr()
 	switch {
-	case local.Port() == 0 || backlog < 0:
+	case backlog < 0 || local.Port() == 0 && !(s.cfg.Forward && a.IsUnspecified()):
 		return 0, ErrInvalid
 	case !a.IsValid() || (!a.IsUnspecified() && !s.isLocal(a)):
 		return 0, ErrAddrNotAvail

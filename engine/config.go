@@ -84,6 +84,13 @@ type Config struct {
 	// Default 32; past it, out-of-order segments are dropped and counted.
 	MaxOutOfOrder int
 
+	// Forward makes the stack take packets to any destination, not only to Addrs:
+	// a listener on the unspecified address and port 0 then accepts connections
+	// to every address and port, and each accepted connection's local address is
+	// the destination the peer asked for. This is the transparent mode of
+	// userspace networking (`tcpeng forward`, slirp4netns, pasta).
+	Forward bool
+
 	// TraceStates asks for an EventState at every state change of every connection.
 	TraceStates bool
 

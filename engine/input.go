@@ -39,7 +39,7 @@ func (s *Stack) ipv4Input(b []byte) {
 		return
 	}
 	src, dst := ip.Src(), ip.Dst()
-	if !s.isLocal(dst) {
+	if s.cfg.Forward && martian(dst) || !s.cfg.Forward && !s.isLocal(dst) {
 		s.stats.DropNotForUs++
 		return
 	}
@@ -100,6 +100,9 @@ func (s *Stack) tcpInput(src, dst netip.Addr, b []byte) {
 	lidx, ok := s.listeners[tp.local]
 	if !ok {
 		lidx, ok = s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), tp.local.Port())]
+	}
+	if !ok && s.cfg.Forward {
+		lidx, ok = s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), 0)]
 	}
 	if !ok {
 		s.resetFor(&tp, &seg) // RFC 9293 §3.10.7.1: CLOSED
