@@ -78,7 +78,9 @@ func (m ICMPv4) Pointer() uint8 { return m[4] }
 // of an error message.
 func (m ICMPv4) Body() []byte { return m[ICMPHeaderLen:] }
 
-// IsError reports whether the type is an error message that quotes a datagram.
+// IsError reports whether the type is an error message that quotes a datagram
+// and that tcpeng acts on. Redirect (5) and the deprecated Source Quench (4,
+// RFC 6633) quote one too but are not reported.
 func (m ICMPv4) IsError() bool {
 	switch m.Type() {
 	case ICMPv4DstUnreachable, ICMPv4TimeExceeded, ICMPv4ParamProblem:

@@ -102,6 +102,7 @@ func ParseOptions(b []byte) (o Options, ok bool) {
 				return o, false
 			}
 			o.NumSACK = 0
+			o.SACK = [MaxSACKBlocks]SACKBlock{} // a repeated SACK option replaces the first
 			for i := 0; i+8 <= len(v) && int(o.NumSACK) < MaxSACKBlocks; i += 8 {
 				o.SACK[o.NumSACK] = SACKBlock{Seq(binary.BigEndian.Uint32(v[i:])), Seq(binary.BigEndian.Uint32(v[i+4:]))}
 				o.NumSACK++
