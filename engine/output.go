@@ -33,9 +33,10 @@ func (s *Stack) PollFrame(buf []byte) int {
 			continue
 		}
 		n := sl.conn.Output(buf[wire.IPv4MinHeaderLen:s.cfg.MTU])
+		tp := sl.tuple       // update may free the slot (a closed connection's last segment)
 		s.update(idx, n > 0) // with more to send, back of the queue: connections take turns
 		if n > 0 {
-			return s.finishIPv4(buf, &sl.tuple, n)
+			return s.finishIPv4(buf, &tp, n)
 		}
 		s.maybeFree(idx)
 	}

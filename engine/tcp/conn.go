@@ -434,6 +434,7 @@ func (c *Conn) SetOption(o Option, v int64) tcpip.Error {
 	default:
 		return tcpip.ErrInvalid
 	}
+	c.updateTimers()
 	return tcpip.OK
 }
 

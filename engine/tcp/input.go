@@ -81,8 +81,16 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 		return Dropped
 	}
 
-	// First: check the sequence number.
 	s := *seg
+	if c.state == SynReceived && c.flags&fPassive == 0 && f&(wire.FlagSYN|wire.FlagACK) == wire.FlagSYN|wire.FlagACK && seg.Seq == c.irs {
+		// Simultaneous open, RFC 9293 Figure 7 line 6: the peer's SYN-ACK repeats
+		// the SYN we hold. Its SYN is old, but its ACK completes our handshake:
+		// take it as the ACK it is (Linux does the same).
+		s.Seq, s.Flags = s.Seq.Add(1), s.Flags&^wire.FlagSYN
+		f = s.Flags
+	}
+
+	// First: check the sequence number.
 	wnd := c.rcvWnd()
 	if !acceptable(s.Seq, s.SeqLen(), c.rcvNxt, wnd) {
 		if wnd == 0 && s.Seq == c.rcvNxt && f&(wire.FlagACK|wire.FlagRST|wire.FlagSYN) == wire.FlagACK {

@@ -44,10 +44,13 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	} else if ack.GreaterThan(c.sndUna) {
 		c.ackNewData(ack)
 	} else if ack == c.sndUna && s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 &&
-		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna {
-		c.dupAck() // RFC 5681 §2's definition of a duplicate acknowledgment
+		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna && c.sndWnd > 0 {
+		// RFC 5681 §2's definition of a duplicate acknowledgment. With a zero
+		// window the answers to our window probes look the same; they are not
+		// a sign of loss, and nothing may be sent into a closed window anyway.
+		c.dupAck()
 	}
-	if c.flags&(fSACK|fInRecovery) == fSACK && c.sndMax != c.sndUna && c.isLost() {
+	if c.flags&(fSACK|fInRecovery) == fSACK && c.sndMax != c.sndUna && c.sndWnd > 0 && c.isLost() {
 		// RFC 6675 §5: IsLost(HighACK+1) starts loss recovery as DupThresh
 		// duplicate ACKs would, also when ACKs carry data or a new window.
 		c.enterRecovery()
@@ -55,12 +58,16 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	// The send window update rule: SND.UNA =< SEG.ACK =< SND.NXT (checked above)
 	// and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
 	if c.sndWl1.LessThan(s.Seq) || (c.sndWl1 == s.Seq && c.sndWl2.LessEq(ack)) {
+		wasZero := c.sndWnd == 0
 		c.sndWnd = uint32(s.Window) << c.sndShift
 		c.sndWl1, c.sndWl2 = s.Seq, ack
 		c.maxSndWnd = max(c.maxSndWnd, c.sndWnd)
-		if c.sndWnd > 0 {
+		if c.sndWnd > 0 && wasZero {
+			// The window reopened: leave persist. A probe octet the peer did not
+			// take goes again with the data after it (BSD's snd_nxt = snd_una).
 			c.timers[timerPersist] = 0
 			c.persistN = 0
+			c.sndNxt = c.sndUna
 		}
 	}
 	if !c.finAcked() {

@@ -210,7 +210,7 @@ func (c *Conn) outputData(b []byte) int {
 // retransmit resends n bytes at seq during SACK recovery and advances HighRxt.
 func (c *Conn) retransmit(b []byte, seq Seq, n int, o *wire.Options) int {
 	off := int(seq.Size(c.sndBase()))
-	n = max(0, min(n, c.sndLen-off))
+	n = max(0, min(n, c.sndLen-off, int(c.sndMax.Size(seq)))) // only what was sent before
 	fin := c.flags&fFinSent != 0 && off+n == c.sndLen && seq.Add(uint32(n)).LessThan(c.sndMax)
 	c.highRxt = seq.Add(uint32(n))
 	if fin {
@@ -326,8 +326,8 @@ func (c *Conn) windowEdge() Seq {
 	if edge.LessEq(c.rcvAdv) {
 		return c.rcvAdv
 	}
-	if edge.Size(c.rcvAdv) < min(uint32(c.rcv.cap/2), uint32(c.mss)) && c.rcvAdv.GreaterThan(c.rcvNxt) {
-		return c.rcvAdv // too small a step: silly window syndrome avoidance
+	if edge.Size(c.rcvAdv) < min(uint32(c.rcv.cap/2), uint32(c.mss)) {
+		return c.rcvAdv // too small a step, a closed window included: SWS avoidance
 	}
 	return edge
 }

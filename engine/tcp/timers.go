@@ -119,6 +119,10 @@ func (c *Conn) updateTimers() {
 		}
 	} else {
 		c.timers[timerPersist] = 0
+		if c.state.Synchronized() && c.sndUna != c.sndMax && c.timers[timerRTO] == 0 {
+			// RFC 6298 §5.1: data in flight always has a retransmission timer.
+			c.arm(timerRTO, c.rto)
+		}
 	}
 	// Keepalive (RFC 9293 §3.8.4): only when asked for, in ESTABLISHED and CLOSE_WAIT.
 	if c.flags&fKeepalive != 0 && (c.state == Established || c.state == CloseWait) {
