@@ -26,6 +26,9 @@ staticcheck:
 unit:
 	$(GO) test -race -count=1 ./...
 
+demo:
+	$(GO) run ./cmd/tcpeng demo
+
 # A short run of every fuzz target (FUZZTIME each).
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)

@@ -115,8 +115,8 @@ func (s *Stack) nextEvent(idx uint32) (Event, bool) {
 		}
 		sl.pending &^= e.bit
 		ev := Event{Kind: e.kind, Conn: s.id(idx)}
-		if e.kind == EventReset || e.kind == EventError {
-			ev.Err = sl.conn.Err()
+		if e.kind == EventReset || e.kind == EventError || e.kind == EventClosed {
+			ev.Err = sl.conn.Err() // for EventClosed: OK after a clean close, or what ended it
 		}
 		return ev, true
 	}

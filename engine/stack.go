@@ -252,7 +252,12 @@ func (s *Stack) update(idx uint32, requeue bool) {
 func (s *Stack) raise(idx uint32, ev uint8) {
 	sl := &s.slots[idx]
 	if sl.flags&sfReleased != 0 {
-		ev &= tcp.EvClosed // nobody reads a released connection's other events
+		// Only its end matters to an application that closed the connection,
+		// whatever ended it: a completed close, a reset, a timeout.
+		if ev&(tcp.EvReset|tcp.EvError) != 0 {
+			ev |= tcp.EvClosed
+		}
+		ev &= tcp.EvClosed
 		if ev == 0 {
 			return
 		}

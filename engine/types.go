@@ -99,7 +99,9 @@ const (
 	EventWritable
 	// EventPeerClosed: the peer's FIN arrived; Read returns ErrEOF after the data.
 	EventPeerClosed
-	// EventClosed: the connection completed its close and reached CLOSED.
+	// EventClosed: the connection reached CLOSED. Err is OK after a clean
+	// close; for a connection already Closed by its application it says what
+	// ended it otherwise (ErrReset, ErrTimedOut).
 	EventClosed
 	// EventReset: the peer reset the connection; Err is ErrReset, or ErrRefused
 	// when the reset answered our SYN.

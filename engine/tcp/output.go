@@ -185,6 +185,10 @@ func (c *Conn) outputData(b []byte) int {
 		if n == 0 && avail > 0 {
 			n, probe = 1, true
 			c.count(&c.cfg.Counters.WindowProbes)
+		} else if n > 0 {
+			// The window is open but too small for sender SWS avoidance: the
+			// override timeout sends what it allows (RFC 9293 §3.8.6.2.1 (4)).
+			probe = true
 		}
 	}
 	if n > 0 && !probe && !c.sendNow(n, avail, inflight, room) {

@@ -111,8 +111,12 @@ func (c *Conn) retransmitTimeout() {
 // connection's state after any event.
 func (c *Conn) updateTimers() {
 	// Persist (RFC 9293 §3.8.6.1): data waits, the window is zero, and no
-	// retransmission timer runs.
-	if c.state.Synchronized() && c.sndWnd == 0 && c.timers[timerRTO] == 0 && (c.unsent() > 0 || c.sndUna != c.sndMax) {
+	// retransmission timer runs. The same timer is the override timeout of
+	// sender SWS avoidance (RFC 9293 §3.8.6.2.1 (4), RFC 1122 §4.2.3.4): data
+	// waits behind a window too small to use with nothing in flight, and no ACK
+	// will come if the peer's window update was lost.
+	waiting, inFlight := c.unsent() > 0, c.sndUna != c.sndMax
+	if c.state.Synchronized() && c.timers[timerRTO] == 0 && (c.sndWnd == 0 && (waiting || inFlight) || waiting && !inFlight) {
 		if c.timers[timerPersist] == 0 {
 			d := min(max(c.rto<<c.persistN, c.cfg.MinRTO), c.cfg.MaxRTO)
 			c.arm(timerPersist, d)
