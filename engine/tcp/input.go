@@ -85,9 +85,11 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 	if c.state == SynReceived && c.flags&fPassive == 0 && f&(wire.FlagSYN|wire.FlagACK) == wire.FlagSYN|wire.FlagACK && seg.Seq == c.irs {
 		// Simultaneous open, RFC 9293 Figure 7 line 6: the peer's SYN-ACK repeats
 		// the SYN we hold. Its SYN is old, but its ACK completes our handshake:
-		// take it as the ACK it is (Linux does the same).
+		// take it as the ACK it is, and acknowledge the duplicate SYN (§3.10.7.4
+		// first: an old segment gets an ACK; Linux's tcp_data_queue forces one).
 		s.Seq, s.Flags = s.Seq.Add(1), s.Flags&^wire.FlagSYN
 		f = s.Flags
+		c.flags |= fAckNow
 	}
 
 	// First: check the sequence number.

@@ -253,12 +253,11 @@ func (c *Conn) enterRecovery() {
 	c.flags |= fInRecovery
 	if c.flags&fSACK != 0 {
 		c.cwnd = c.ssthresh // RFC 6675 §5 (4.2)
-		if !c.isLost() {
-			c.flags |= fRetransmitOne // (4.3): SND.UNA is presumed lost after DupThresh duplicates
-		}
 	} else {
 		c.cwnd = c.ssthresh + 3*mss
-		c.flags |= fRetransmitOne
 	}
+	// RFC 6675 §5 (4.3), RFC 5681 §3.2 step 2: retransmit the segment at
+	// SND.UNA at once, whatever the pipe.
+	c.flags |= fRetransmitOne
 	c.count(&c.cfg.Counters.FastRetransmits)
 }

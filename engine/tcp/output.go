@@ -173,8 +173,8 @@ func (c *Conn) outputData(b []byte) int {
 		} else {
 			usable = 0
 		}
-	} else if inflight < c.cwnd {
-		usable = min(usable, int(c.cwnd-inflight))
+	} else if limit := c.cwnd + c.limitedTransmit(seq); inflight < limit {
+		usable = min(usable, int(limit-inflight))
 	} else {
 		usable = 0
 	}
@@ -347,4 +347,13 @@ func (c *Conn) windowUpdateDue() bool {
 	known := c.rcvWnd()
 	step := c.windowEdge().Size(c.rcvAdv)
 	return known < uint32(c.rcv.cap/2) && step >= min(uint32(c.rcv.cap/2), 2*uint32(c.mss))
+}
+
+// limitedTransmit is the extra window RFC 3042 gives new data on the first and
+// second duplicate ACKs (RFC 5681 §3.2: FlightSize at most cwnd + 2×SMSS).
+func (c *Conn) limitedTransmit(seq Seq) uint32 {
+	if c.flags&fInRecovery != 0 || c.dupAcks == 0 || c.dupAcks >= dupThresh || seq != c.sndMax {
+		return 0
+	}
+	return uint32(c.dupAcks) * uint32(c.mss)
 }
