@@ -1,8 +1,8 @@
 package engine
 
-// Step is the batched call at the narrow waist: it runs the timers due at
-// in.Now, processes every frame of in.Frames, executes in.Commands in order, and
-// fills out with the frames to send, one Result per command, the events, and
+// Step is the batched call at the narrow waist: it processes every frame of
+// in.Frames, then runs the timers due at in.Now, executes in.Commands in order,
+// and fills out with the frames to send, one Result per command, the events, and
 // the deadline. It is built on the fine-grained methods and equivalent to
 // calling them in that order.
 //
@@ -15,10 +15,12 @@ func (s *Stack) Step(in *Input, out *Output) {
 	out.Results = out.Results[:0]
 	out.Events = out.Events[:0]
 
-	s.HandleTimeout(in.Now)
+	// Frames before timers: a host that wakes late must not let a retransmission
+	// timer fire for data that an ACK waiting in this very batch covers.
 	for _, f := range in.Frames {
 		s.HandleFrame(in.Now, f)
 	}
+	s.HandleTimeout(in.Now)
 	for i := range in.Commands {
 		out.Results = append(out.Results, s.Execute(in.Now, &in.Commands[i]))
 	}

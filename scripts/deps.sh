@@ -5,7 +5,10 @@
 set -euo pipefail
 
 need=()
-command -v tshark >/dev/null || need+=(tshark)
+command -v tshark >/dev/null || need+=(tshark)     # pcap files are checked with tshark
+command -v ip >/dev/null || need+=(iproute2)        # TUN and namespace tests inspect with ip -j
+command -v ethtool >/dev/null || need+=(ethtool)    # the TUN offload tests check offload state
+command -v tcpdump >/dev/null || need+=(tcpdump)    # captures on demand (-tun.pcap)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

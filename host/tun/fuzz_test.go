@@ -1,0 +1,227 @@
+package tun
+
+import (
+	"bytes"
+	"encoding/binary"
+	"testing"
+
+	"github.com/tcpeng/tcpeng/engine/wire"
+)
+
+// Fuzz targets: whatever a kernel bug or a fake device hands over, the read
+// path neither panics nor returns anything but well-formed frames; whatever the
+// engine writes, the write path neither panics nor changes a flow's bytes.
+
+func seedReads(f *testing.F) {
+	s := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK | wire.FlagPSH, payload: pattern(3000, 1)}
+	f.Add(s.super(1400))
+	f.Add(seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK | wire.FlagFIN, payload: pattern(50, 1)}.super(1))
+	s6 := seg{src: a6, dst: b6, seq: 1, ack: 2, window: 3, flags: wire.FlagACK | wire.FlagCWR, payload: pattern(2000, 1),
+		opts: &wire.Options{Present: wire.HasTimestamps, TSVal: 1}}
+	f.Add(s6.super(500))
+	p := s.super(1400)
+	p[1] = vnetGSONone
+	f.Add(p[:vnetHdrLen+100])
+	f.Add(make([]byte, vnetHdrLen))
+	f.Add([]byte{1, 1, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x45})
+}
+
+// FuzzVnetRead feeds one read of a vnet-header device (header and packet) to
+// the parser, the checksum completion and the splitter.
+func FuzzVnetRead(f *testing.F) {
+	seedReads(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseVnetHdr(b)
+		if err != nil {
+			return
+		}
+		if len(b) > 8<<10 || len(b)/max(int(h.gsoSize), 1) > 256 {
+			return // more or smaller segments only take longer; they test nothing more
+		}
+		var enc [vnetHdrLen]byte
+		h.put(enc[:])
+		if !bytes.Equal(enc[:], b[:vnetHdrLen]) {
+			t.Fatalf("header round trip % x -> % x", b[:vnetHdrLen], enc)
+		}
+		in := append([]byte(nil), b...)
+		out, err := decodeFromDevice(in, nil)
+		if err != nil {
+			return
+		}
+		if h.gsoType == vnetGSONone {
+			if len(out) != 1 || len(out[0]) != len(b)-vnetHdrLen {
+				t.Fatalf("non-GSO read gave %d frames", len(out))
+			}
+			return
+		}
+		checkSegments(t, b[vnetHdrLen:], &h, out)
+	})
+}
+
+// checkSegments checks a split: valid headers and checksums, sizes within
+// gso_size, and payloads and sequence numbers that run on.
+func checkSegments(t *testing.T, pkt []byte, h *vnetHdr, out [][]byte) {
+	g, err := prepareGSO(pkt, h)
+	if err != nil {
+		t.Fatalf("decoded, but prepareGSO fails: %v", err)
+	}
+	var payload []byte
+	seq := binary.BigEndian.Uint32(pkt[g.ipHL+4:])
+	for i, s := range out {
+		checkValid(t, s)
+		if len(s)-g.hdrLen > g.size {
+			t.Fatalf("segment %d has %d payload bytes, gso_size %d", i, len(s)-g.hdrLen, g.size)
+		}
+		if got := binary.BigEndian.Uint32(s[g.ipHL+4:]); got != seq {
+			t.Fatalf("segment %d seq %d, want %d", i, got, seq)
+		}
+		seq += uint32(len(s) - g.hdrLen)
+		payload = append(payload, s[g.hdrLen:]...)
+	}
+	if !bytes.Equal(payload, pkt[g.hdrLen:]) {
+		t.Fatalf("payloads differ")
+	}
+}
+
+// FuzzSplitGSO builds a well-formed super-packet from the inputs (so the
+// fuzzer explores the splitter, not the parsers) and splits it lazily into
+// buffers the way ReadBatch does.
+func FuzzSplitGSO(f *testing.F) {
+	f.Add(uint16(1400), uint16(3000), uint8(wire.FlagACK|wire.FlagPSH), false, uint32(1), uint16(7), uint8(0), uint16(1500))
+	f.Add(uint16(1), uint16(100), uint8(wire.FlagACK|wire.FlagCWR|wire.FlagFIN), true, uint32(0xffffffff), uint16(0xffff), uint8(12), uint16(41))
+	f.Add(uint16(0), uint16(10), uint8(wire.FlagACK), false, uint32(0), uint16(0), uint8(0), uint16(0))
+	f.Fuzz(func(t *testing.T, size, plen uint16, flags uint8, v6 bool, seq uint32, id uint16, optLen uint8, bufLen uint16) {
+		s := seg{src: a4, dst: b4, seq: seq, ack: 9, window: 9, id: id, flags: wire.Flags(flags)}
+		if v6 {
+			s.src, s.dst = a6, b6
+		}
+		if optLen = optLen % 41 / 4 * 4; optLen > 0 && optLen <= 8 {
+			s.opts = &wire.Options{Present: wire.HasTimestamps}
+		}
+		hl := 40
+		if v6 {
+			hl = 60
+		}
+		s.payload = pattern(min(int(plen), 65535-hl-12), 1)
+		in := s.super(int(size))
+		h, _ := parseVnetHdr(in)
+		g, err := prepareGSO(in[vnetHdrLen:], &h)
+		if err != nil {
+			if size != 0 && flags&uint8(wire.FlagSYN|wire.FlagRST) == 0 {
+				t.Fatalf("well-formed super-packet refused: %v", err)
+			}
+			return
+		}
+		buf := make([]byte, bufLen)
+		var out [][]byte
+		for i := range g.segs {
+			n := g.segment(i, buf)
+			if n == 0 {
+				if len(buf) >= g.segLen(i) {
+					t.Fatalf("segment %d of %d bytes refused a %d-byte buffer", i, g.segLen(i), len(buf))
+				}
+				return
+			}
+			out = append(out, append([]byte(nil), buf[:n]...))
+		}
+		checkSegments(t, in[vnetHdrLen:], &h, out)
+		for i, o := range out {
+			fl := wire.TCP(o[g.ipHL:]).Flags()
+			want := wire.Flags(flags)
+			if i < len(out)-1 {
+				want &^= wire.FlagPSH | wire.FlagFIN
+			}
+			if i > 0 {
+				want &^= wire.FlagCWR
+			}
+			if fl != want {
+				t.Fatalf("segment %d flags %v, want %v", i, fl, want)
+			}
+		}
+	})
+}
+
+// FuzzCoalesce writes arbitrary frames (length-prefixed in the input) through
+// the coalescer and reads them back: nothing panics, and each flow's frames
+// come back the same, apart from fields the super-packet rewrites by design
+// (the TCP checksum, and the ID of DF packets).
+func FuzzCoalesce(f *testing.F) {
+	var seed []byte
+	for i := range 3 {
+		fr := seg{src: a4, dst: b4, seq: uint32(i * 100), ack: 1, window: 1, id: uint16(i), flags: wire.FlagACK, payload: pattern(100, 0)}.frame()
+		seed = binary.BigEndian.AppendUint16(seed, uint16(len(fr)))
+		seed = append(seed, fr...)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var frames [][]byte
+		for len(b) >= 2 {
+			n := min(int(binary.BigEndian.Uint16(b)), len(b)-2)
+			frames = append(frames, b[2:2+n])
+			b = b[2+n:]
+		}
+		pkts := coalesce(frames)
+		var out [][]byte
+		for _, p := range pkts {
+			h, _ := parseVnetHdr(p)
+			if h.gsoType == vnetGSONone {
+				out = append(out, p[vnetHdrLen:])
+				continue
+			}
+			g, err := prepareGSO(p[vnetHdrLen:], &h)
+			if err != nil {
+				t.Fatalf("own super-packet refused: %v", err)
+			}
+			for i := range g.segs {
+				s := make([]byte, g.segLen(i))
+				g.segment(i, s)
+				out = append(out, s)
+			}
+		}
+		nonEmpty := 0
+		for _, fr := range frames {
+			if len(fr) > 0 {
+				nonEmpty++
+			}
+		}
+		if len(out) < nonEmpty || len(out) > len(frames) {
+			t.Fatalf("%d frames back of %d", len(out), len(frames))
+		}
+		// Compare flow by flow after normalizing the rewritten fields.
+		norm := func(fr []byte) string {
+			s := inspect(fr)
+			c := append([]byte(nil), fr...)
+			if s.ok {
+				c[s.ipHL+16], c[s.ipHL+17] = 0, 0
+				if !s.v6 {
+					c[10], c[11] = 0, 0
+					if s.df {
+						c[4], c[5] = 0, 0
+					}
+				}
+			}
+			return string(c)
+		}
+		want := map[string][]string{}
+		for _, fr := range frames {
+			want[flowOf(fr)] = append(want[flowOf(fr)], norm(fr))
+		}
+		got := map[string][]string{}
+		for _, fr := range out {
+			got[flowOf(fr)] = append(got[flowOf(fr)], norm(fr))
+		}
+		for k, w := range want {
+			g := got[k]
+			j := 0
+			for _, x := range w {
+				if x == "" {
+					continue // empty frames are not written
+				}
+				if j >= len(g) || g[j] != x {
+					t.Fatalf("flow frames differ at %d", j)
+				}
+				j++
+			}
+		}
+	})
+}
