@@ -97,7 +97,8 @@ type Config struct {
 	// OutputBuffer bounds the bytes of frames one Step returns. Default 1 MiB.
 	// Frames that do not fit stay queued and the deadline is set to now.
 	OutputBuffer int
-	// MaxFreeChunks bounds the 16 KiB buffer chunks kept for reuse. Default 1024 (16 MiB).
+	// MaxFreeChunks bounds the 16 KiB buffer chunks kept for reuse, and the
+	// chunk tables. Default 256 (4 MiB): enough for a few full windows in flight.
 	MaxFreeChunks int
 }
 
@@ -110,7 +111,7 @@ const (
 	MaxConnsLimit     = 1 << connIndexBits
 	minMTU            = 576
 	defaultOutput     = 1 << 20
-	defaultFreeChunks = 1024
+	defaultFreeChunks = 256
 )
 
 // withDefaults returns c with every zero field set to its default, or an error

@@ -194,6 +194,9 @@ func (s *Stack) freeSlot(idx uint32) {
 	if sl.flags&sfInTable != 0 {
 		s.conns.remove(&sl.tuple, idx)
 	}
+	if sl.conn != nil {
+		sl.conn.Free()
+	}
 	gen := sl.gen + 1
 	if gen > connGenMask {
 		gen = 1
@@ -349,6 +352,7 @@ func (s *Stack) Stats() Stats {
 	st.TCP = s.counter
 	st.Conns = s.live
 	st.PoolAllocated = s.tcpCfg.Pool.Allocated
+	st.PoolFree = s.tcpCfg.Pool.Free()
 	return st
 }
 
@@ -368,6 +372,7 @@ type Stats struct {
 	TraceDropped        uint64 // state events lost because the trace queue was full
 	Conns               int    // connections and listeners in the table
 	PoolAllocated       uint64 // buffer chunks taken from the Go heap
+	PoolFree            int    // buffer chunks (16 KiB each) kept for reuse, at most Config.MaxFreeChunks
 	TCP                 tcp.Counters
 }
 

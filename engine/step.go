@@ -54,10 +54,13 @@ func (s *Stack) Execute(now Time, c *Command) Result {
 	switch c.Op {
 	case OpListen:
 		r.Conn, r.Err = s.Listen(c.Addr, c.N)
+		r.Local, r.Remote, _ = s.Addrs(r.Conn)
 	case OpDial:
 		r.Conn, r.Err = s.Dial(now, c.Local, c.Addr)
+		r.Local, r.Remote, _ = s.Addrs(r.Conn)
 	case OpAccept:
 		r.Conn, r.Err = s.Accept(c.Conn)
+		r.Local, r.Remote, _ = s.Addrs(r.Conn)
 	case OpWrite:
 		r.N, r.Err = s.Write(c.Conn, c.Data)
 	case OpRead:

@@ -204,6 +204,9 @@ type Result struct {
 	Conn ConnID // OpListen, OpDial, OpAccept: the new ID
 	N    int    // OpWrite, OpRead: bytes
 	Err  Error
+	// OpListen, OpDial, OpAccept: the new connection's local address (a dial's
+	// chosen ephemeral port included) and its peer's (none for a listener).
+	Local, Remote netip.AddrPort
 }
 
 // Input is what a host hands to Step: the time, the frames that arrived since

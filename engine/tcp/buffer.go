@@ -8,19 +8,42 @@ const ChunkSize = 16 << 10
 
 type chunk [ChunkSize]byte
 
-// Pool is a bounded free list of chunks shared by the connections of one stack.
-// It is not safe for concurrent use (nothing in the engine is).
+// Pool is a bounded free list of chunks, and of the chunk tables of rings,
+// shared by the connections of one stack. It is not safe for concurrent use
+// (nothing in the engine is).
 type Pool struct {
-	free []*chunk
-	max  int
+	free   []*chunk
+	max    int
+	tables map[int][][]*chunk // free chunk tables by length
+	ntab   int                // tables held
 
 	// Allocated counts chunks taken from the Go heap (the pool was empty).
 	Allocated uint64
 }
 
-// NewPool returns a pool that keeps up to maxFree unused chunks for reuse; chunks
-// returned beyond that are left to the garbage collector.
-func NewPool(maxFree int) *Pool { return &Pool{max: maxFree} }
+// NewPool returns a pool that keeps up to maxFree unused chunks, and as many
+// chunk tables, for reuse; what is returned beyond that is left to the garbage
+// collector.
+func NewPool(maxFree int) *Pool { return &Pool{max: maxFree, tables: map[int][][]*chunk{}} }
+
+// getTable returns an all-nil chunk table of n slots.
+func (p *Pool) getTable(n int) []*chunk {
+	if l := p.tables[n]; len(l) > 0 {
+		t := l[len(l)-1]
+		p.tables[n] = l[:len(l)-1]
+		p.ntab--
+		return t
+	}
+	return make([]*chunk, n)
+}
+
+// putTable keeps an all-nil chunk table for reuse.
+func (p *Pool) putTable(t []*chunk) {
+	if p.ntab < p.max {
+		p.tables[len(t)] = append(p.tables[len(t)], t)
+		p.ntab++
+	}
+}
 
 func (p *Pool) get() *chunk {
 	if n := len(p.free); n > 0 {
@@ -58,7 +81,7 @@ type ring struct {
 func (r *ring) setCap(n int) {
 	r.cap = n
 	if need := (n+ChunkSize-1)/ChunkSize + 1; len(r.slots) != need {
-		r.slots = nil // reallocated at the next write
+		r.slots = nil // taken again at the next write
 		r.head = 0
 	}
 }
@@ -71,7 +94,7 @@ func (r *ring) write(pool *Pool, off int, p []byte) {
 		return
 	}
 	if r.slots == nil {
-		r.slots = make([]*chunk, (r.cap+ChunkSize-1)/ChunkSize+1)
+		r.slots = pool.getTable((r.cap+ChunkSize-1)/ChunkSize + 1)
 	}
 	pos := (r.head + off) % r.size()
 	for len(p) > 0 {
@@ -122,13 +145,19 @@ func (r *ring) consume(pool *Pool, n int) {
 	}
 }
 
-// release returns every chunk; the ring must hold no bytes the caller needs.
+// release returns every chunk and the chunk table; the ring must hold no bytes
+// the caller needs. An idle connection holds no buffer memory at all.
 func (r *ring) release(pool *Pool) {
+	if r.slots == nil {
+		return
+	}
 	for i, c := range r.slots {
 		if c != nil {
 			pool.put(c)
 			r.slots[i] = nil
 		}
 	}
+	pool.putTable(r.slots)
+	r.slots = nil
 	r.head = 0
 }

@@ -321,6 +321,15 @@ func (c *Conn) Read(p []byte) (int, tcpip.Error) {
 	return n, tcpip.OK
 }
 
+// Free returns the connection's buffers to the pool. The stack calls it when it
+// forgets a connection; the Conn must not be used afterwards.
+func (c *Conn) Free() {
+	c.snd.release(c.cfg.Pool)
+	c.rcv.release(c.cfg.Pool)
+	c.sndLen, c.rcvLen = 0, 0
+	c.ooo, c.sacked = nil, nil
+}
+
 // Readable returns how many bytes Read would return now.
 func (c *Conn) Readable() int { return c.rcvLen }
 

@@ -1,0 +1,73 @@
+// Package host drives a tcpeng engine in real time and gives Go programs the
+// net package's interfaces on top of it.
+//
+// A Driver owns one engine.Engine (the native *engine.Stack, or any other
+// implementation of the interface, such as the WebAssembly engine) and one Link
+// (a TUN device, an in-memory pair, ...). It runs the engine's clock and timers
+// and hands out net.Listener, net.Conn and a DialContext usable as
+// http.Transport.DialContext:
+//
+//	a, b := memlink.NewPair(1500, 1024) // or a TUN device
+//	stack, _ := engine.New(engine.Config{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+//	d, _ := host.NewDriver(stack, a, nil)
+//	defer d.Close()
+//	ln, _ := d.Listen("tcp", "10.0.0.1:80")                           // a net.Listener
+//	go http.Serve(ln, handler)
+//	tr := &http.Transport{DialContext: otherDriver.DialContext}     // on the engine behind b
+//
+// Conns follow the net package's conventions: deadlines, CloseWrite,
+// *net.TCPAddr addresses, and errors wrapped in *net.OpError that errors.Is
+// matches against syscall.ECONNREFUSED, ECONNRESET, ETIMEDOUT (and the
+// engine's own codes), io.EOF for the end of the stream, net.ErrClosed after
+// Close, os.ErrDeadlineExceeded for deadlines.
+//
+// # Goroutines
+//
+// A Driver runs two goroutines and no more, however many connections it
+// carries: the engine goroutine, which alone calls the engine (engines are
+// single-threaded), and the link reader, which blocks in Link.ReadBatch.
+// Frames read from the link and the commands of applications (Read, Write,
+// Dial, Accept, Close, ...) accumulate while the engine goroutine is busy and
+// go into the engine together, in one Step. Applications block on a
+// per-connection sync.Cond; a Read or Write that cannot complete at once stays
+// with the engine goroutine, which retries it when the engine says the
+// connection became readable or writable, and wakes the caller only when it is
+// done. Close stops both goroutines.
+//
+// # Copies of a payload byte
+//
+// A byte written on a Conn of one Driver and read on a Conn of another, the two
+// joined by memlink, is copied six times:
+//
+//  1. Write → the engine's send buffer (tcp.Conn.Write). TCP must keep every
+//     byte until the peer acknowledges it, and Write returns the caller's buffer
+//     to the caller, so the bytes are copied out of it. The command carries the
+//     caller's slice itself: the driver adds no copy of its own.
+//  2. send buffer → outgoing frame (PollFrame). A frame is one contiguous IP
+//     packet with its headers in front of the payload; the engine assembles it
+//     in its output arena (and sums the checksum over it, a read, not a copy).
+//  3. frame → link (memlink.WriteBatch). The engine's frames are valid only
+//     until the next Step, so the link must copy them; on a TUN device this is
+//     the kernel's copy in write(2).
+//  4. link → the driver's read batch (memlink.ReadBatch); on a TUN device the
+//     kernel's copy in read(2). The driver gives the batch's buffers to Step
+//     as they are.
+//  5. incoming frame → the engine's receive buffer (HandleFrame). The batch
+//     buffer is reused for the next read, and segments may arrive out of
+//     order, so the payload moves into the connection's reassembly ring.
+//  6. receive buffer → Read's buffer (tcp.Conn.Read), the net.Conn contract.
+//     The command carries the caller's slice: no intermediate buffer.
+//
+// Copies 1, 2, 5 and 6 are the engine's and are what any socket API over a
+// packet interface needs (a kernel makes the same four). Copies 3 and 4 belong to
+// the link; a kernel TUN device makes them too. The driver itself copies no
+// payload byte.
+//
+// # Allocation
+//
+// In steady state (an established connection moving data) neither the engine
+// goroutine nor Read and Write allocate: the engine's Input and Output, the
+// command list, the read batches and the per-connection wait state are reused.
+// Dial, Listen, Accept, the first deadline set on a connection, and errors
+// allocate.
+package host

@@ -1,0 +1,666 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tcpeng/tcpeng/engine"
+)
+
+// Options tune a Driver. The zero value gives the defaults.
+type Options struct {
+	// BatchFrames is the most frames one Link.ReadBatch takes. Default 64, fewer
+	// for large MTUs so that a batch's buffers stay near 256 KiB.
+	BatchFrames int
+	// Batches is how many read batches circulate between the link reader and the
+	// engine goroutine: while the engine steps with one, the reader fills the
+	// next. Default 2.
+	Batches int
+	// Nagle leaves Nagle's algorithm on for new connections. Go's net package
+	// turns it off (TCP_NODELAY), and so does the Driver unless this is set.
+	Nagle bool
+}
+
+// Stats are a driver's counters.
+type Stats struct {
+	Steps      uint64 // calls to Step
+	FramesIn   uint64 // frames read from the link and given to the engine
+	FramesOut  uint64 // frames the engine produced, handed to Link.WriteBatch
+	Commands   uint64 // commands given to the engine
+	LinkErrors uint64 // errors of ReadBatch and WriteBatch, the link's close excepted
+}
+
+// configer is implemented by *engine.Stack; the driver checks its MTU against
+// the link's.
+type configer interface{ Config() engine.Config }
+
+// A Driver runs one engine on one link in real time; see the package comment.
+// Its methods are safe for concurrent use.
+type Driver struct {
+	eng    engine.Engine
+	link   Link
+	opts   Options
+	origin time.Time
+
+	// mu guards everything below up to the engine goroutine's own state, and every
+	// Conn's and Listener's fields that applications and the engine goroutine share.
+	mu       sync.Mutex
+	closing  bool
+	conns    map[engine.ConnID]*Conn
+	lis      map[engine.ConnID]*Listener
+	dirty    []*Conn     // connections with something for the engine (cfDirty)
+	dirtyLis []*Listener // listeners with Accepts or a Close to pass on
+	dials    []*Conn     // Dials not yet given to the engine
+	listens  []*Listener // Listens not yet given to the engine
+	options  []optReq    // SetOption commands waiting for their connection's ID
+	inspects []*inspectReq
+	waiters  []*waiter                    // free waiters, for connections whose calls block
+	locals   atomic.Pointer[[]netip.Addr] // local addresses, interned (see localIndex); copied on write
+	stats    Stats
+
+	// The engine goroutine's own state.
+	in       engine.Input
+	out      engine.Output
+	owners   []owner // owners[i] issued in.Commands[i]
+	work     []*Conn // the dirty list being collected (swapped with dirty)
+	workLis  []*Listener
+	running  []*inspectReq
+	held     []*batch // read batches waiting for the next Step
+	deadline engine.Time
+	armed    engine.Time // the deadline the timer is set for
+	timer    *time.Timer
+
+	wake      chan struct{} // a token: an application added work
+	full      chan *batch   // read batches holding frames, to the engine goroutine
+	empty     chan *batch   // read batches to fill, to the reader
+	done      chan struct{} // closed when the driver starts closing
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// batch is one Link.ReadBatch worth of frame buffers.
+type batch struct {
+	bufs  [][]byte
+	sizes []int
+	n     int
+}
+
+// What a command was issued for, so that its Result finds its way back.
+const (
+	kDial uint8 = iota + 1
+	kListen
+	kAccept
+	kRead
+	kWrite
+	kShutdown
+	kClose
+	kOption
+)
+
+type owner struct {
+	c    *Conn
+	l    *Listener
+	kind uint8
+}
+
+type optReq struct {
+	c     *Conn
+	opt   engine.Option
+	value int64
+}
+
+type inspectReq struct {
+	f    func(engine.Engine)
+	done chan struct{}
+	err  error
+}
+
+// NewDriver starts a driver for e on link. The driver owns both from now on:
+// only its engine goroutine calls e, and Close closes link. o may be nil.
+//
+// The engine's MTU must not exceed the link's (a frame larger than the link's
+// MTU is dropped); NewDriver checks it when e is an *engine.Stack.
+func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
+	if e == nil || link == nil {
+		return nil, errors.New("tcpeng/host: NewDriver needs an engine and a link")
+	}
+	var opts Options
+	if o != nil {
+		opts = *o
+	}
+	mtu := link.MTU()
+	if mtu <= 0 {
+		return nil, fmt.Errorf("tcpeng/host: the link's MTU is %d: a link must carry frames of at least 576 bytes", mtu)
+	}
+	if c, ok := e.(configer); ok && c.Config().MTU > mtu {
+		return nil, fmt.Errorf("tcpeng/host: the engine's MTU %d exceeds the link's %d: set engine.Config.MTU to at most %d", c.Config().MTU, mtu, mtu)
+	}
+	if opts.BatchFrames <= 0 {
+		opts.BatchFrames = min(64, max(4, (256<<10)/mtu))
+	}
+	opts.BatchFrames = min(opts.BatchFrames, 1024)
+	if opts.Batches <= 0 {
+		opts.Batches = 2
+	}
+	opts.Batches = min(opts.Batches, 64)
+
+	d := &Driver{
+		eng:      e,
+		link:     link,
+		opts:     opts,
+		origin:   time.Now(),
+		conns:    map[engine.ConnID]*Conn{},
+		lis:      map[engine.ConnID]*Listener{},
+		deadline: engine.Never,
+		armed:    engine.Never,
+		timer:    time.NewTimer(time.Hour),
+		wake:     make(chan struct{}, 1),
+		full:     make(chan *batch, opts.Batches),
+		empty:    make(chan *batch, opts.Batches),
+		done:     make(chan struct{}),
+	}
+	d.timer.Stop()
+	for range opts.Batches {
+		b := &batch{bufs: make([][]byte, opts.BatchFrames), sizes: make([]int, opts.BatchFrames)}
+		slab := make([]byte, mtu*opts.BatchFrames)
+		for i := range b.bufs {
+			b.bufs[i] = slab[i*mtu : (i+1)*mtu : (i+1)*mtu]
+		}
+		d.empty <- b
+	}
+	d.wg.Add(2)
+	go d.run()
+	go d.readLoop()
+	return d, nil
+}
+
+// Close stops the driver: the connections still open are reset (one last Step
+// sends their RSTs; those closed but not yet passed on to the engine send
+// their FIN), the link is closed, every blocked call returns
+// net.ErrClosed, and both goroutines have exited when Close returns. Closing
+// twice returns net.ErrClosed.
+func (d *Driver) Close() error {
+	first := d.shutdown()
+	d.wg.Wait()
+	if !first {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// shutdown starts closing; it reports whether this call did.
+func (d *Driver) shutdown() bool {
+	first := false
+	d.closeOnce.Do(func() {
+		first = true
+		d.mu.Lock()
+		d.closing = true
+		d.mu.Unlock()
+		close(d.done)
+	})
+	return first
+}
+
+// Stats returns the driver's counters.
+func (d *Driver) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
+
+// Inspect runs f on the engine goroutine between two Steps and waits for it:
+// the way to read an engine's state (for example (*engine.Stack).Stats) while a
+// driver runs it. f must not call the Driver or block. It returns net.ErrClosed
+// if the driver closed before f could run.
+func (d *Driver) Inspect(f func(engine.Engine)) error {
+	r := &inspectReq{f: f, done: make(chan struct{})}
+	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		return net.ErrClosed
+	}
+	d.inspects = append(d.inspects, r)
+	d.mu.Unlock()
+	d.kick()
+	<-r.done
+	return r.err
+}
+
+// kick wakes the engine goroutine.
+func (d *Driver) kick() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// now is the engine's clock: monotonic nanoseconds since the driver started.
+func (d *Driver) now() engine.Time { return engine.Time(time.Since(d.origin)) }
+
+// readLoop is the link reader: it fills empty batches and passes them on.
+func (d *Driver) readLoop() {
+	defer d.wg.Done()
+	for {
+		var b *batch
+		select {
+		case b = <-d.empty:
+		case <-d.done:
+			return
+		}
+		n, err := d.link.ReadBatch(b.bufs, b.sizes)
+		if n > 0 {
+			b.n = n
+			d.full <- b // never blocks: the channel holds every batch
+		} else {
+			d.empty <- b
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			// Closed under us (or by Close): the driver cannot go on without it.
+			d.shutdown()
+			return
+		}
+		d.mu.Lock()
+		d.stats.LinkErrors++
+		d.mu.Unlock()
+		if n == 0 {
+			// Do not spin on a link that keeps failing.
+			select {
+			case <-time.After(time.Millisecond):
+			case <-d.done:
+				return
+			}
+		}
+	}
+}
+
+// run is the engine goroutine.
+func (d *Driver) run() {
+	defer d.wg.Done()
+	for {
+		d.mu.Lock()
+		if d.closing {
+			d.mu.Unlock()
+			d.finish()
+			return
+		}
+		d.collect()
+		d.mu.Unlock()
+		d.takeFrames()
+		now := d.now()
+		if len(d.in.Commands) == 0 && len(d.held) == 0 && len(d.running) == 0 && now < d.deadline {
+			d.sleep(now)
+			continue
+		}
+		d.step(now)
+	}
+}
+
+// takeFrames takes every batch the reader has filled, without waiting.
+func (d *Driver) takeFrames() {
+	for {
+		select {
+		case b := <-d.full:
+			d.held = append(d.held, b)
+		default:
+			return
+		}
+	}
+}
+
+// sleep waits for work: an application's command, frames, the engine's
+// deadline, or Close.
+func (d *Driver) sleep(now engine.Time) {
+	if d.deadline != d.armed {
+		if d.deadline == engine.Never {
+			d.timer.Stop()
+		} else {
+			d.timer.Reset(time.Duration(d.deadline - now))
+		}
+		d.armed = d.deadline
+	}
+	select {
+	case <-d.wake:
+	case b := <-d.full:
+		d.held = append(d.held, b)
+	case <-d.timer.C:
+		d.armed = engine.Never
+	case <-d.done:
+	}
+}
+
+// step gives the engine the frames held and the commands collected, writes
+// its frames to the link and dispatches its results and events.
+func (d *Driver) step(now engine.Time) {
+	d.in.Now = now
+	d.in.Frames = d.in.Frames[:0]
+	for _, b := range d.held {
+		for i := range b.n {
+			d.in.Frames = append(d.in.Frames, b.bufs[i][:b.sizes[i]])
+		}
+	}
+	d.eng.Step(&d.in, &d.out)
+	framesIn := len(d.in.Frames)
+	for i, b := range d.held {
+		b.n = 0
+		d.empty <- b // never blocks: the channel holds every batch
+		d.held[i] = nil
+	}
+	d.held = d.held[:0]
+	var linkErr bool
+	if len(d.out.Frames) > 0 {
+		linkErr = d.link.WriteBatch(d.out.Frames) != nil
+	}
+	d.deadline = d.out.Deadline
+	for i, r := range d.running {
+		r.f(d.eng)
+		close(r.done)
+		d.running[i] = nil
+	}
+	d.running = d.running[:0]
+
+	d.mu.Lock()
+	d.stats.Steps++
+	d.stats.FramesIn += uint64(framesIn)
+	d.stats.FramesOut += uint64(len(d.out.Frames))
+	d.stats.Commands += uint64(len(d.in.Commands))
+	if linkErr {
+		d.stats.LinkErrors++
+	}
+	d.dispatch()
+	d.mu.Unlock()
+	// Let go of the applications' buffers.
+	clear(d.in.Commands)
+	clear(d.owners)
+}
+
+// issue appends a command and its owner.
+func (d *Driver) issue(cmd engine.Command, o owner) {
+	d.in.Commands = append(d.in.Commands, cmd)
+	d.owners = append(d.owners, o)
+}
+
+// collect turns the applications' pending work into commands (d.mu held).
+func (d *Driver) collect() {
+	d.in.Commands = d.in.Commands[:0]
+	d.owners = d.owners[:0]
+	for i, l := range d.listens {
+		d.issue(engine.Command{Op: engine.OpListen, Addr: l.addr}, owner{l: l, kind: kListen})
+		d.listens[i] = nil
+	}
+	d.listens = d.listens[:0]
+	for i, c := range d.dials {
+		d.dials[i] = nil
+		if c.flags&cfClosed != 0 {
+			c.flags &^= cfDialing
+			c.wake()
+			continue
+		}
+		d.issue(engine.Command{Op: engine.OpDial, Addr: c.remote}, owner{c: c, kind: kDial})
+	}
+	d.dials = d.dials[:0]
+	if len(d.options) > 0 {
+		kept := d.options[:0]
+		for _, o := range d.options {
+			switch {
+			case o.c.flags&(cfClosed|cfReleased) != 0:
+			case o.c.id == 0:
+				kept = append(kept, o)
+			default:
+				d.issue(engine.Command{Op: engine.OpSetOption, Conn: o.c.id, Option: o.opt, Value: o.value}, owner{c: o.c, kind: kOption})
+			}
+		}
+		clear(d.options[len(kept):])
+		d.options = kept
+	}
+	d.work, d.dirty = d.dirty, d.work[:0]
+	for i, c := range d.work {
+		c.flags &^= cfDirty
+		d.collectConn(c)
+		d.work[i] = nil
+	}
+	d.workLis, d.dirtyLis = d.dirtyLis, d.workLis[:0]
+	for i, l := range d.workLis {
+		l.dirty = false
+		d.collectListener(l)
+		d.workLis[i] = nil
+	}
+	d.running, d.inspects = d.inspects, d.running[:0]
+}
+
+// collectConn issues what connection c has pending.
+func (d *Driver) collectConn(c *Conn) {
+	if c.id == 0 || c.flags&cfReleased != 0 {
+		return
+	}
+	if c.flags&cfClosed != 0 {
+		op := engine.OpClose
+		if c.flags&cfAbort != 0 {
+			op = engine.OpAbort
+		}
+		d.issue(engine.Command{Op: op, Conn: c.id}, owner{c: c, kind: kClose})
+		c.flags |= cfReleased
+		delete(d.conns, c.id)
+		return
+	}
+	if c.rdState == opPending && c.flags&cfReadable != 0 {
+		c.rdState = opInStep
+		d.issue(engine.Command{Op: engine.OpRead, Conn: c.id, Data: c.rdBuf}, owner{c: c, kind: kRead})
+	}
+	if c.wrState == opPending && c.flags&cfWritable != 0 {
+		c.wrState = opInStep
+		d.issue(engine.Command{Op: engine.OpWrite, Conn: c.id, Data: c.wrBuf}, owner{c: c, kind: kWrite})
+	}
+	if c.flags&(cfShutWr|cfShutSent) == cfShutWr {
+		c.flags |= cfShutSent
+		d.issue(engine.Command{Op: engine.OpShutdown, Conn: c.id}, owner{c: c, kind: kShutdown})
+	}
+}
+
+// collectListener issues Accepts for the callers waiting, or the Close.
+func (d *Driver) collectListener(l *Listener) {
+	if l.id == 0 || l.released {
+		return
+	}
+	if l.closed {
+		d.issue(engine.Command{Op: engine.OpClose, Conn: l.id}, owner{l: l, kind: kClose})
+		l.released = true
+		delete(d.lis, l.id)
+		return
+	}
+	for want := l.waiting - len(l.ready) - l.inflight; want > 0 && l.acceptable; want-- {
+		l.inflight++
+		d.issue(engine.Command{Op: engine.OpAccept, Conn: l.id}, owner{l: l, kind: kAccept})
+	}
+}
+
+// markDirty queues c for the next collect (d.mu held).
+func (d *Driver) markDirty(c *Conn) {
+	if c.flags&cfDirty == 0 {
+		c.flags |= cfDirty
+		d.dirty = append(d.dirty, c)
+	}
+}
+
+func (d *Driver) markDirtyListener(l *Listener) {
+	if !l.dirty {
+		l.dirty = true
+		d.dirtyLis = append(d.dirtyLis, l)
+	}
+}
+
+// dispatch hands results and events to the connections and listeners (d.mu held).
+// Results come first: a Read that would block clears cfReadable, and an
+// EventReadable of the same Step sets it again.
+func (d *Driver) dispatch() {
+	for i := range d.out.Results {
+		r := &d.out.Results[i]
+		o := d.owners[i]
+		switch o.kind {
+		case kListen:
+			d.listenResult(o.l, r)
+		case kDial:
+			d.dialResult(o.c, r)
+		case kAccept:
+			d.acceptResult(o.l, r)
+		case kRead:
+			o.c.readResult(r)
+		case kWrite:
+			o.c.writeResult(r)
+		}
+	}
+	for _, ev := range d.out.Events {
+		if c := d.conns[ev.Conn]; c != nil {
+			c.event(ev)
+		} else if l := d.lis[ev.Conn]; l != nil && ev.Kind == engine.EventAcceptable {
+			l.acceptable = true
+			if l.waiting > len(l.ready)+l.inflight {
+				d.markDirtyListener(l)
+			}
+		}
+	}
+}
+
+func (d *Driver) listenResult(l *Listener, r *engine.Result) {
+	defer l.cond.Broadcast()
+	if r.Err != engine.OK {
+		l.state, l.code = lsFailed, r.Err
+		return
+	}
+	l.id, l.state, l.acceptable = r.Conn, lsOpen, true
+	d.lis[l.id] = l
+	if l.closed {
+		d.markDirtyListener(l)
+	}
+}
+
+func (d *Driver) dialResult(c *Conn, r *engine.Result) {
+	if r.Err != engine.OK {
+		c.code = r.Err
+		c.flags &^= cfDialing
+		c.wake()
+		return
+	}
+	d.adopt(c, r)
+	if c.flags&cfClosed != 0 {
+		d.markDirty(c)
+	}
+}
+
+func (d *Driver) acceptResult(l *Listener, r *engine.Result) {
+	l.inflight--
+	switch r.Err {
+	case engine.OK:
+	case engine.ErrWouldBlock:
+		l.acceptable = false
+		return
+	default:
+		return
+	}
+	c := d.newConn()
+	d.adopt(c, r)
+	if l.closed {
+		c.flags |= cfClosed
+		d.markDirty(c)
+		return
+	}
+	l.ready = append(l.ready, c)
+	l.cond.Broadcast()
+}
+
+// adopt gives c its engine ID and addresses from the result of its dial or
+// accept (d.mu held, engine goroutine).
+func (d *Driver) adopt(c *Conn, r *engine.Result) {
+	c.id = r.Conn
+	d.conns[r.Conn] = c
+	c.localIdx, c.localPort, c.remote = d.localIndex(r.Local.Addr()), r.Local.Port(), r.Remote
+	if !d.opts.Nagle {
+		d.options = append(d.options, optReq{c: c, opt: engine.OptNoDelay, value: 1})
+	}
+}
+
+// localIndex interns a local address: connections keep its index, not the
+// address (d.mu held). An engine has a few addresses; past 255 of them the
+// connection's local address is unknown.
+func (d *Driver) localIndex(a netip.Addr) uint8 {
+	var locals []netip.Addr
+	if p := d.locals.Load(); p != nil {
+		locals = *p
+	}
+	for i, b := range locals {
+		if a == b {
+			return uint8(i)
+		}
+	}
+	if len(locals) == noLocal {
+		return noLocal
+	}
+	grown := append(locals[:len(locals):len(locals)], a)
+	d.locals.Store(&grown)
+	return uint8(len(grown) - 1)
+}
+
+// local returns the address interned at index i.
+func (d *Driver) local(i uint8) netip.Addr { return (*d.locals.Load())[i] }
+
+// finish is the engine goroutine's last work: reset what is open, close the
+// link, wake everyone.
+func (d *Driver) finish() {
+	d.mu.Lock()
+	d.in.Commands = d.in.Commands[:0]
+	for id, c := range d.conns {
+		if c.flags&cfReleased == 0 {
+			// What the application closed closes as it asked; the rest is reset.
+			op := engine.OpAbort
+			if c.flags&(cfClosed|cfAbort) == cfClosed {
+				op = engine.OpClose
+			}
+			d.in.Commands = append(d.in.Commands, engine.Command{Op: op, Conn: id})
+			c.flags |= cfReleased
+		}
+	}
+	for id, l := range d.lis {
+		if !l.released {
+			d.in.Commands = append(d.in.Commands, engine.Command{Op: engine.OpClose, Conn: id})
+			l.released = true
+		}
+	}
+	d.mu.Unlock()
+	if len(d.in.Commands) > 0 {
+		d.in.Now = d.now()
+		d.in.Frames = d.in.Frames[:0]
+		d.eng.Step(&d.in, &d.out)
+		if len(d.out.Frames) > 0 {
+			_ = d.link.WriteBatch(d.out.Frames)
+		}
+	}
+	_ = d.link.Close()
+	d.timer.Stop()
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, c := range d.conns {
+		c.wake()
+	}
+	for _, c := range d.dials {
+		c.wake()
+	}
+	for _, l := range d.lis {
+		l.cond.Broadcast()
+	}
+	for _, l := range d.listens {
+		l.cond.Broadcast()
+	}
+	for _, r := range append(d.inspects, d.running...) {
+		r.err = net.ErrClosed
+		close(r.done)
+	}
+	d.inspects, d.running = nil, nil
+}
