@@ -5,9 +5,11 @@ GO          ?= go
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 3s
 
-.PHONY: test deps fmt-check vet staticcheck unit fuzz demo
+# The benchmark module (bench/, its own go.mod, with gVisor's netstack) gets a
+# smoke run here; `make bench` runs the full comparison (7-10 minutes).
+.PHONY: test deps fmt-check vet staticcheck unit fuzz demo bench bench-smoke
 
-test: deps fmt-check vet staticcheck unit fuzz
+test: deps fmt-check vet staticcheck unit fuzz bench-smoke
 
 # System packages and tools the suites use (tshark to check pcap files, ...).
 deps:
@@ -32,3 +34,9 @@ demo:
 # A short run of every fuzz target (FUZZTIME each).
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+bench-smoke:
+	cd bench && $(GO) vet ./... && $(GO) test -count=1 ./...
+
+bench:
+	cd bench && $(GO) run ./cmd/bench -runs 5 -readme README.md

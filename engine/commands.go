@@ -106,12 +106,22 @@ func (s *Stack) isn(tp *tuple) tcp.Seq {
 }
 
 // ephemeralPort picks a free local port for a connection to remote by RFC 6056
-// §3.3.1 (Algorithm 1): a random start in the range, then the next free port.
-// A port is free if the 4-tuple is unused and no listener holds the port.
+// §3.3.3 (Algorithm 3, simple hash-based): the search starts at a keyed hash of
+// the addresses plus a counter that every Dial advances, so ports to one
+// destination are unpredictable to others, and one destination sees its ports
+// again only after the whole range. (Algorithm 1, a fresh random start each
+// time, soon picks the port of a connection that closed a moment ago, whose
+// 4-tuple the peer still holds in TIME_WAIT, and the new SYN is refused.) A
+// port is free if the 4-tuple is unused and no listener holds the port.
 func (s *Stack) ephemeralPort(la netip.Addr, remote netip.AddrPort) (uint16, bool) {
 	lo, hi := uint32(s.cfg.EphemeralLow), uint32(s.cfg.EphemeralHigh)
 	n := hi - lo + 1
-	start := s.rng.Uint32n(n)
+	var b [34]byte
+	l, r := la.As16(), remote.Addr().As16()
+	copy(b[0:16], l[:])
+	copy(b[16:32], r[:])
+	b[32], b[33] = byte(remote.Port()>>8), byte(remote.Port())
+	start := uint32(siphash.Sum64(s.key, b[:])) + s.nextEphemeral
 	for i := range n {
 		port := uint16(lo + (start+i)%n)
 		tp := tuple{netip.AddrPortFrom(la, port), remote}
@@ -124,6 +134,7 @@ func (s *Stack) ephemeralPort(la netip.Addr, remote netip.AddrPort) (uint16, boo
 		if _, l := s.listeners[netip.AddrPortFrom(netip.IPv4Unspecified(), port)]; l {
 			continue
 		}
+		s.nextEphemeral += i + 1 // RFC 6056 §3.3.3: next_ephemeral advances past the port taken
 		return port, true
 	}
 	return 0, false

@@ -40,6 +40,8 @@ type Stack struct {
 	key    siphash.Key
 	ipID   uint16
 
+	nextEphemeral uint32 // RFC 6056 §3.3.3's next_ephemeral
+
 	slots []slot
 	free  []uint32 // free slot indices
 	live  int      // slots in use
@@ -127,6 +129,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s.conns.key = s.key
 	s.ipID = uint16(s.rng.Uint64())
+	s.nextEphemeral = uint32(s.rng.Uint64())
 	s.tcpCfg = tcp.Config{
 		MSL: cfg.MSL, InitialRTO: cfg.InitialRTO, MinRTO: cfg.MinRTO, MaxRTO: cfg.MaxRTO,
 		DelayedAck: max(cfg.DelayedAck, 0), KeepaliveIdle: cfg.KeepaliveIdle,

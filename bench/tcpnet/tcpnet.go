@@ -1,0 +1,87 @@
+// Package tcpnet is the benchmark's tcpeng net.Conn column: two engine stacks,
+// each run by a host.Driver, joined by a host/memlink pair, with applications
+// on the driver's net.Conn and net.Listener. The stacks have the raw column's
+// configuration (raw.Config: 1 MiB buffers); the driver turns Nagle's
+// algorithm off on every connection, as Go's net package does.
+package tcpnet
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+
+	"github.com/tcpeng/tcpeng/bench/raw"
+	"github.com/tcpeng/tcpeng/bench/workload"
+	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host"
+	"github.com/tcpeng/tcpeng/host/memlink"
+)
+
+// QueueLen returns the memlink queue for mtu, in frames: room for four full
+// windows (4 × 1 MiB of full-size segments), rounded up to a power of two:
+// 4096 frames at MTU 1500, 128 at 65535. memlink copies each frame into a
+// preallocated slot of its ring, so a deeper ring than the traffic needs only
+// spreads the copies over cold memory (16384 frames at MTU 1500 cost about 15%
+// more CPU in W1 than 2048); gVisor's channel queue holds pointers and has no
+// such cost.
+func QueueLen(mtu int) int {
+	need := (4*raw.Buffer + mtu - 41) / (mtu - 40)
+	n := 1
+	for n < need {
+		n <<= 1
+	}
+	return n
+}
+
+// Pair is two drivers joined by memlink. It implements workload.Net.
+type Pair struct {
+	client, server *host.Driver
+}
+
+var _ workload.Net = (*Pair)(nil)
+
+// New returns a client and a server driver at mtu.
+func New(mtu int) (*Pair, error) {
+	a, b := memlink.NewPair(mtu, QueueLen(mtu))
+	sc, err := engine.New(raw.Config(raw.ClientAddr, mtu, 1))
+	if err != nil {
+		return nil, err
+	}
+	ss, err := engine.New(raw.Config(raw.ServerAddr, mtu, 2))
+	if err != nil {
+		return nil, err
+	}
+	p := &Pair{}
+	if p.client, err = host.NewDriver(sc, a, nil); err != nil {
+		return nil, err
+	}
+	if p.server, err = host.NewDriver(ss, b, nil); err != nil {
+		p.client.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Listen listens on the server driver.
+func (p *Pair) Listen(port uint16) (net.Listener, error) {
+	l, err := p.server.ListenTCP(netip.AddrPortFrom(raw.ServerAddr, port))
+	if err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Dial connects from the client driver to the server.
+func (p *Pair) Dial(ctx context.Context, port uint16) (net.Conn, error) {
+	c, err := p.client.DialTCP(ctx, netip.AddrPortFrom(raw.ServerAddr, port))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close closes both drivers.
+func (p *Pair) Close() error {
+	return errors.Join(p.client.Close(), p.server.Close())
+}
