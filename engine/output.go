@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"encoding/binary"
+
 	"github.com/tcpeng/tcpeng/engine/tcp"
 	"github.com/tcpeng/tcpeng/engine/wire"
 )
@@ -33,10 +35,11 @@ func (s *Stack) PollFrame(buf []byte) int {
 			continue
 		}
 		n := sl.conn.Output(buf[wire.IPv4MinHeaderLen:s.cfg.MTU])
+		sum := sl.conn.OutputSum()
 		tp := sl.tuple       // update may free the slot (a closed connection's last segment)
 		s.update(idx, n > 0) // with more to send, back of the queue: connections take turns
 		if n > 0 {
-			return s.finishIPv4(buf, &tp, n)
+			return s.finishIPv4Sum(buf, &tp, n, sum)
 		}
 		s.maybeFree(idx)
 	}
@@ -45,8 +48,17 @@ func (s *Stack) PollFrame(buf []byte) int {
 // finishIPv4 writes the IPv4 header in front of the n-byte TCP segment at
 // buf[20:] and the TCP checksum, and returns the packet length.
 func (s *Stack) finishIPv4(buf []byte, tp *tuple, n int) int {
+	seg := buf[wire.IPv4MinHeaderLen : wire.IPv4MinHeaderLen+n]
+	seg[16], seg[17] = 0, 0
+	return s.finishIPv4Sum(buf, tp, n, wire.Checksum(seg, 0))
+}
+
+// finishIPv4Sum is finishIPv4 for a segment whose sum (checksum field zero) is
+// known: RFC 9293 §3.1's checksum is the complement of it plus the pseudo-header.
+func (s *Stack) finishIPv4Sum(buf []byte, tp *tuple, n int, sum uint16) int {
 	src, dst := tp.local.Addr(), tp.remote.Addr()
-	wire.SetTCPChecksum(buf[wire.IPv4MinHeaderLen:wire.IPv4MinHeaderLen+n], src, dst)
+	ck := ^wire.ChecksumCombine(sum, wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, n))
+	binary.BigEndian.PutUint16(buf[wire.IPv4MinHeaderLen+16:], ck)
 	s.ipID++
 	total := wire.IPv4MinHeaderLen + n
 	wire.PutIPv4(buf, wire.IPv4Header{

@@ -1,5 +1,11 @@
 package tcp
 
+import (
+	"math/bits"
+
+	"github.com/tcpeng/tcpeng/engine/wire"
+)
+
 // ChunkSize is the unit in which connection buffers hold bytes. A connection's
 // send and receive buffers take chunks from the stack's Pool when bytes arrive
 // and give them back as soon as the bytes are consumed, so an idle connection
@@ -126,6 +132,29 @@ func (r *ring) read(off int, p []byte) {
 			pos = 0
 		}
 	}
+}
+
+// readSum is read that also returns the one's-complement sum of the bytes
+// (wire.Checksum(p, 0)), computed while copying.
+func (r *ring) readSum(off int, p []byte) uint16 {
+	pos := (r.head + off) % r.size()
+	var sum uint16
+	odd := false // the next piece starts at an odd offset of p
+	for len(p) > 0 {
+		i, o := pos/ChunkSize, pos%ChunkSize
+		n, s := wire.CopyChecksum(p, r.slots[i][o:], 0)
+		if odd {
+			s = bits.ReverseBytes16(s) // RFC 1071 §2(B): byte order independence
+		}
+		sum = wire.ChecksumCombine(sum, s)
+		odd = odd != (n%2 == 1)
+		p = p[n:]
+		pos += n
+		if pos == r.size() {
+			pos = 0
+		}
+	}
+	return sum
 }
 
 // consume drops n bytes from the front, returning the chunks it moves past.

@@ -126,6 +126,7 @@ type Conn struct {
 	// (RFC 9293 §3.10.7.3 SYN_RCVD unacceptable ACK).
 	rstSeq, rstAck Seq
 	rstFlags       wire.Flags
+	outSum         uint16 // the sum of the last segment Output wrote (OutputSum)
 }
 
 // State returns the connection's state.

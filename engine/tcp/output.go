@@ -34,6 +34,11 @@ func (c *Conn) Output(b []byte) int {
 	return n
 }
 
+// OutputSum returns the one's-complement sum (wire.Checksum) of the segment the
+// last Output wrote, checksum field zero, without the pseudo-header: the stack
+// finishes the checksum from it without reading the payload again.
+func (c *Conn) OutputSum() uint16 { return c.outSum }
+
 // HasOutput reports whether Output may have something to send without any new
 // input: a queued reset, ACK or window update, or data within the windows. It
 // can report true when Output then finds nothing (Nagle, SWS avoidance), never
@@ -290,8 +295,10 @@ func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool, o *w
 func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int {
 	h.SrcPort, h.DstPort = c.localPort, c.remotePort
 	hl := wire.PutTCP(b, h, o)
+	c.outSum = wire.Checksum(b[:hl], 0)
 	if n > 0 {
-		c.snd.read(off, b[hl:hl+n])
+		// One pass copies the payload and sums it for the checksum.
+		c.outSum = wire.ChecksumCombine(c.outSum, c.snd.readSum(off, b[hl:hl+n]))
 	}
 	if h.Flags&wire.FlagACK != 0 {
 		c.flags &^= fAckNow | fWindowUpdate
