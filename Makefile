@@ -7,9 +7,9 @@ FUZZTIME    ?= 3s
 
 # The benchmark module (bench/, its own go.mod, with gVisor's netstack) gets a
 # smoke run here; `make bench` runs the full comparison (7-10 minutes).
-.PHONY: test deps fmt-check vet staticcheck unit fuzz demo bench bench-smoke
+.PHONY: test deps fmt-check vet staticcheck wasm unit fuzz demo bench bench-smoke
 
-test: deps fmt-check vet staticcheck unit fuzz bench-smoke
+test: deps fmt-check vet staticcheck wasm unit fuzz bench-smoke
 
 # System packages and tools the suites use (tshark to check pcap files, ...).
 deps:
@@ -21,6 +21,12 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+	GOOS=wasip1 GOARCH=wasm $(GO) vet ./wasm/...
+
+# The engine as WebAssembly, built fresh from the tree (wasm/guest/tcpeng.wasm,
+# never committed). The tests also build their own copy once per run.
+wasm:
+	$(GO) generate ./wasm/guest
 
 staticcheck:
 	$(GO) run $(STATICCHECK) ./...
