@@ -23,6 +23,14 @@ func Checksum(b []byte, initial uint16) uint16 {
 // the 64-bit accumulator. A trailing odd byte is the high-order byte of a big-endian
 // 16-bit word, which in little-endian lane order is the low byte.
 func sum64(b []byte, acc uint64) uint64 {
+	if wasmForm {
+		return sum64Split(b, acc)
+	}
+	return sum64Carry(b, acc)
+}
+
+// sum64Carry is sum64 with the carries kept by bits.Add64.
+func sum64Carry(b []byte, acc uint64) uint64 {
 	var c uint64
 	for len(b) >= 64 {
 		_ = b[63]

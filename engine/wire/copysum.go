@@ -11,6 +11,10 @@ import (
 func CopyChecksum(dst, src []byte, initial uint16) (int, uint16) {
 	n := min(len(dst), len(src))
 	dst, src = dst[:n], src[:n]
+	if wasmForm {
+		copy(dst, src)
+		return n, Checksum(dst, initial)
+	}
 	acc := uint64(bits.ReverseBytes16(initial))
 	var c uint64
 	for len(src) >= 32 && len(dst) >= 32 {
