@@ -104,7 +104,14 @@ func (e *End) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		if len(bufs[i]) < size {
 			break
 		}
-		sizes[i] = copy(bufs[i], q.bufs[q.head][:size])
+		if slot := q.bufs[q.head]; len(bufs[i]) == len(slot) && cap(bufs[i]) == cap(slot) {
+			// Exchange the buffers (host.Link allows it): the frame is not copied
+			// a second time, and this end keeps a buffer of the same size.
+			bufs[i], q.bufs[q.head] = slot, bufs[i]
+			sizes[i] = size
+		} else {
+			sizes[i] = copy(bufs[i], slot[:size])
+		}
 		q.head++
 		if q.head == len(q.bufs) {
 			q.head = 0

@@ -156,3 +156,41 @@ func BenchmarkBatch(b *testing.B) {
 		y.ReadBatch(bufs, sizes)
 	}
 }
+
+// TestReadBatchExchangesBuffers: a reader's buffers of the link's size are
+// exchanged, not copied into, and a frame handed out is never overwritten by
+// later writes (the link writes only into buffers it was given back).
+func TestReadBatchExchangesBuffers(t *testing.T) {
+	a, b := memlink.NewPair(1500, 4)
+	mine := make([]byte, 1500)
+	bufs, sizes := [][]byte{mine}, []int{0}
+	if err := a.WriteBatch([][]byte{[]byte("first frame")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := b.ReadBatch(bufs, sizes); n != 1 || err != nil {
+		t.Fatal(n, err)
+	}
+	got := bufs[0]
+	if &got[0] == &mine[0] {
+		t.Fatal("the buffer was copied into, not exchanged")
+	}
+	for i := range 8 { // cycle every slot of the queue, the one now ours included
+		if err := a.WriteBatch([][]byte{[]byte("later frames overwrite slots")}); err != nil {
+			t.Fatal(err)
+		}
+		bufs[0] = make([]byte, 1500)
+		if n, err := b.ReadBatch(bufs, sizes); n != 1 || err != nil {
+			t.Fatal(i, n, err)
+		}
+	}
+	if string(got[:len("first frame")]) != "first frame" {
+		t.Fatalf("the first frame changed under its reader: %q", got[:11])
+	}
+	// A buffer of another size is copied into.
+	odd := make([]byte, 2000)
+	a.WriteBatch([][]byte{[]byte("copied")})
+	bufs[0] = odd
+	if n, _ := b.ReadBatch(bufs, sizes); n != 1 || &bufs[0][0] != &odd[0] || string(odd[:sizes[0]]) != "copied" {
+		t.Fatalf("a 2000-byte buffer: %q", bufs[0][:sizes[0]])
+	}
+}
