@@ -80,6 +80,11 @@ type Config struct {
 	// NoSACK turns selective acknowledgments off (RFC 2018); loss recovery is
 	// then NewReno's (RFC 6582).
 	NoSACK bool
+	// InvalidAckInterval is the least time between two ACKs a connection sends in
+	// answer to segments it does not accept (out of the window, ACKs of data never
+	// sent, challenge ACKs; RFC 5961 §7). Default 500 ms, Linux's
+	// tcp_invalid_ratelimit; without it two ends out of step exchange ACKs forever.
+	InvalidAckInterval tcpip.Duration
 	// MaxOutOfOrder bounds the out-of-order ranges each connection holds.
 	// Default 32; past it, out-of-order segments are dropped and counted.
 	MaxOutOfOrder int
@@ -146,6 +151,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.KeepaliveIdle, 2*tcpip.Hour)
 	def(&c.KeepaliveInterval, 75*tcpip.Second)
 	def(&c.FinWait2Timeout, 60*tcpip.Second)
+	def(&c.InvalidAckInterval, 500*tcpip.Millisecond)
 	if c.EphemeralLow == 0 && c.EphemeralHigh == 0 {
 		c.EphemeralLow, c.EphemeralHigh = 49152, 65535
 	}
@@ -171,7 +177,7 @@ func (c Config) withDefaults() (Config, error) {
 	case c.EphemeralLow == 0 || c.EphemeralLow > c.EphemeralHigh:
 		return c, errors.New("tcpeng: ephemeral port range " + itoa(int(c.EphemeralLow)) + "-" + itoa(int(c.EphemeralHigh)) + " is empty or starts at 0")
 	case c.MinRTO <= 0 || c.MaxRTO < c.MinRTO || c.InitialRTO <= 0 || c.MSL <= 0 || c.KeepaliveIdle <= 0 ||
-		c.KeepaliveInterval <= 0 || c.FinWait2Timeout <= 0:
+		c.KeepaliveInterval <= 0 || c.FinWait2Timeout <= 0 || c.InvalidAckInterval <= 0:
 		return c, errors.New("tcpeng: Config timers must be positive, and MaxRTO at least MinRTO")
 	case c.KeepaliveCount < 1 || c.MaxRetries < 1 || c.SynRetries < 1 || c.MaxOutOfOrder < 1:
 		return c, errors.New("tcpeng: Config counts (KeepaliveCount, MaxRetries, SynRetries, MaxOutOfOrder) must be positive")

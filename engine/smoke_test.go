@@ -8,7 +8,7 @@ import (
 
 // pair is two stacks wired back to back on a virtual clock.
 type pair struct {
-	t      *testing.T
+	t      testing.TB
 	a, b   *Stack
 	now    Time
 	frames [2][][]byte // queued for a and b
@@ -21,7 +21,7 @@ var (
 	addrB = netip.MustParseAddr("10.0.0.2")
 )
 
-func newPair(t *testing.T, mod func(*Config)) *pair {
+func newPair(t testing.TB, mod func(*Config)) *pair {
 	ca := Config{Addrs: []netip.Addr{addrA}, Seed: 1, TraceStates: true}
 	cb := Config{Addrs: []netip.Addr{addrB}, Seed: 2, TraceStates: true}
 	if mod != nil {

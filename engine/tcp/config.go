@@ -10,22 +10,23 @@ import "github.com/tcpeng/tcpeng/engine/tcpip"
 // Config holds the TCP parameters of a stack, shared by all its connections. The
 // engine's Config documents the defaults.
 type Config struct {
-	MSL               tcpip.Duration // TIME_WAIT lasts 2×MSL (RFC 9293 §3.4.2)
-	InitialRTO        tcpip.Duration // RFC 6298 §2.1
-	MinRTO            tcpip.Duration // RFC 6298 §2.4 (the RFC says 1 s; Linux and tcpeng use 200 ms)
-	MaxRTO            tcpip.Duration // RFC 6298 §2.5
-	DelayedAck        tcpip.Duration // RFC 9293 §3.8.6.3, at most 500 ms
-	KeepaliveIdle     tcpip.Duration // RFC 9293 §3.8.4: at least two hours by default
-	KeepaliveInterval tcpip.Duration
-	KeepaliveCount    int
-	MaxRetries        int            // retransmissions of one segment before ErrTimedOut (RFC 9293 §3.8.3's R2)
-	SynRetries        int            // retransmissions of a SYN before ErrTimedOut
-	FinWait2Timeout   tcpip.Duration // how long a closed connection waits in FIN_WAIT_2 for the peer's FIN
-	SendBuffer        int            // default send buffer of a connection, bytes
-	RecvBuffer        int            // default receive buffer of a connection, bytes
-	WindowScale       bool           // offer the window scale option (RFC 7323)
-	SACK              bool           // offer selective acknowledgments (RFC 2018)
-	MaxOutOfOrder     int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
+	MSL                tcpip.Duration // TIME_WAIT lasts 2×MSL (RFC 9293 §3.4.2)
+	InitialRTO         tcpip.Duration // RFC 6298 §2.1
+	MinRTO             tcpip.Duration // RFC 6298 §2.4 (the RFC says 1 s; Linux and tcpeng use 200 ms)
+	MaxRTO             tcpip.Duration // RFC 6298 §2.5
+	DelayedAck         tcpip.Duration // RFC 9293 §3.8.6.3, at most 500 ms
+	KeepaliveIdle      tcpip.Duration // RFC 9293 §3.8.4: at least two hours by default
+	KeepaliveInterval  tcpip.Duration
+	KeepaliveCount     int
+	MaxRetries         int            // retransmissions of one segment before ErrTimedOut (RFC 9293 §3.8.3's R2)
+	SynRetries         int            // retransmissions of a SYN before ErrTimedOut
+	FinWait2Timeout    tcpip.Duration // how long a closed connection waits in FIN_WAIT_2 for the peer's FIN
+	SendBuffer         int            // default send buffer of a connection, bytes
+	RecvBuffer         int            // default receive buffer of a connection, bytes
+	WindowScale        bool           // offer the window scale option (RFC 7323)
+	SACK               bool           // offer selective acknowledgments (RFC 2018)
+	MaxOutOfOrder      int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
+	InvalidAckInterval tcpip.Duration // at most one ACK per interval answers unacceptable segments (RFC 5961 §7)
 
 	Pool     *Pool     // chunks for every buffer
 	Hooks    Hooks     // told of every state change
@@ -50,6 +51,7 @@ type Counters struct {
 	DropOutOfOrder   uint64 // out-of-order segments dropped because the range table was full
 	DropNoAck        uint64 // segments without ACK in a synchronized state
 	ChallengeACKs    uint64 // challenge ACKs (RFC 5961)
+	AcksRateLimited  uint64 // ACKs to unacceptable segments not sent, by the RFC 5961 §7 rate limit
 	RSTsIn           uint64 // resets that closed a connection
 	RSTsOut          uint64 // resets sent by connections
 	DupAcks          uint64 // duplicate ACKs received

@@ -126,7 +126,8 @@ type Conn struct {
 	// (RFC 9293 §3.10.7.3 SYN_RCVD unacceptable ACK).
 	rstSeq, rstAck Seq
 	rstFlags       wire.Flags
-	outSum         uint16 // the sum of the last segment Output wrote (OutputSum)
+	outSum         uint16     // the sum of the last segment Output wrote (OutputSum)
+	oowAckAt       tcpip.Time // the earliest the next out-of-window ACK may go (oowAck)
 }
 
 // State returns the connection's state.

@@ -103,12 +103,12 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 			payload = nil
 			c.flags |= fAckNow
 		} else {
-			if f&wire.FlagRST == 0 {
-				c.flags |= fAckNow
-			}
-			if c.state == TimeWait && f&wire.FlagFIN != 0 {
+			if c.state == TimeWait && f&wire.FlagFIN != 0 && f&wire.FlagRST == 0 {
 				// TIME-WAIT: a retransmitted FIN; acknowledge it and restart the 2 MSL timeout.
 				c.arm(timerClose, 2*c.cfg.MSL)
+				c.flags |= fAckNow
+			} else if f&wire.FlagRST == 0 {
+				c.oowAck()
 			}
 			c.count(&c.cfg.Counters.DropUnacceptable)
 			return Dropped
@@ -203,8 +203,25 @@ func (c *Conn) trim(s *wire.Segment, payload []byte, wnd uint32) []byte {
 
 // challengeAck answers a suspicious RST or SYN with an ACK (RFC 5961 §3.2, §4.2).
 func (c *Conn) challengeAck() {
+	if c.oowAck() {
+		c.count(&c.cfg.Counters.ChallengeACKs)
+	}
+}
+
+// oowAck answers a segment the connection does not accept (out of the window,
+// an ACK of data never sent, a challenge) with an ACK, at most one per
+// Config.InvalidAckInterval (RFC 5961 §7; Linux's tcp_invalid_ratelimit, 500 ms).
+// Without the limit, two ends that have fallen out of step answer each other's
+// ACKs forever. It reports whether the ACK will be sent.
+func (c *Conn) oowAck() bool {
+	now := c.now()
+	if now < c.oowAckAt {
+		c.count(&c.cfg.Counters.AcksRateLimited)
+		return false
+	}
+	c.oowAckAt = now.Add(c.cfg.InvalidAckInterval)
 	c.flags |= fAckNow
-	c.count(&c.cfg.Counters.ChallengeACKs)
+	return true
 }
 
 // count increments one of the stack's counters.

@@ -27,13 +27,13 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	if ack.GreaterThan(c.sndMax) {
 		// "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send
 		// an ACK, drop the segment, and return."
-		c.flags |= fAckNow
+		c.oowAck()
 		c.count(&c.cfg.Counters.DropBadAck)
 		return false
 	}
 	if ack.LessThan(c.sndUna.Sub(c.maxSndWnd)) {
 		// RFC 5961 §5.2: older than SND.UNA - MAX.SND.WND; send an ACK and drop.
-		c.flags |= fAckNow
+		c.oowAck()
 		c.count(&c.cfg.Counters.DropBadAck)
 		return false
 	}

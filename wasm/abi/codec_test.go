@@ -21,34 +21,35 @@ import (
 // struct but mpConfig is encoded as an array (marshal).
 
 type mpConfig struct {
-	Addrs             [][]byte `msgpack:"addrs,omitempty"`
-	MTU               int64    `msgpack:"mtu,omitempty"`
-	Seed              uint64   `msgpack:"seed,omitempty"`
-	Key               []byte   `msgpack:"key,omitempty"`
-	SendBuffer        int64    `msgpack:"sendBuffer,omitempty"`
-	RecvBuffer        int64    `msgpack:"recvBuffer,omitempty"`
-	MaxConns          int64    `msgpack:"maxConns,omitempty"`
-	Backlog           int64    `msgpack:"backlog,omitempty"`
-	EphemeralLow      int64    `msgpack:"ephemeralLow,omitempty"`
-	EphemeralHigh     int64    `msgpack:"ephemeralHigh,omitempty"`
-	MSL               int64    `msgpack:"msl,omitempty"`
-	InitialRTO        int64    `msgpack:"initialRTO,omitempty"`
-	MinRTO            int64    `msgpack:"minRTO,omitempty"`
-	MaxRTO            int64    `msgpack:"maxRTO,omitempty"`
-	DelayedAck        int64    `msgpack:"delayedAck,omitempty"`
-	KeepaliveIdle     int64    `msgpack:"keepaliveIdle,omitempty"`
-	KeepaliveInterval int64    `msgpack:"keepaliveInterval,omitempty"`
-	KeepaliveCount    int64    `msgpack:"keepaliveCount,omitempty"`
-	MaxRetries        int64    `msgpack:"maxRetries,omitempty"`
-	SynRetries        int64    `msgpack:"synRetries,omitempty"`
-	FinWait2Timeout   int64    `msgpack:"finWait2Timeout,omitempty"`
-	NoWindowScale     bool     `msgpack:"noWindowScale,omitempty"`
-	NoSACK            bool     `msgpack:"noSACK,omitempty"`
-	MaxOutOfOrder     int64    `msgpack:"maxOutOfOrder,omitempty"`
-	Forward           bool     `msgpack:"forward,omitempty"`
-	TraceStates       bool     `msgpack:"traceStates,omitempty"`
-	OutputBuffer      int64    `msgpack:"outputBuffer,omitempty"`
-	MaxFreeChunks     int64    `msgpack:"maxFreeChunks,omitempty"`
+	Addrs              [][]byte `msgpack:"addrs,omitempty"`
+	MTU                int64    `msgpack:"mtu,omitempty"`
+	Seed               uint64   `msgpack:"seed,omitempty"`
+	Key                []byte   `msgpack:"key,omitempty"`
+	SendBuffer         int64    `msgpack:"sendBuffer,omitempty"`
+	RecvBuffer         int64    `msgpack:"recvBuffer,omitempty"`
+	MaxConns           int64    `msgpack:"maxConns,omitempty"`
+	Backlog            int64    `msgpack:"backlog,omitempty"`
+	EphemeralLow       int64    `msgpack:"ephemeralLow,omitempty"`
+	EphemeralHigh      int64    `msgpack:"ephemeralHigh,omitempty"`
+	MSL                int64    `msgpack:"msl,omitempty"`
+	InitialRTO         int64    `msgpack:"initialRTO,omitempty"`
+	MinRTO             int64    `msgpack:"minRTO,omitempty"`
+	MaxRTO             int64    `msgpack:"maxRTO,omitempty"`
+	DelayedAck         int64    `msgpack:"delayedAck,omitempty"`
+	KeepaliveIdle      int64    `msgpack:"keepaliveIdle,omitempty"`
+	KeepaliveInterval  int64    `msgpack:"keepaliveInterval,omitempty"`
+	KeepaliveCount     int64    `msgpack:"keepaliveCount,omitempty"`
+	MaxRetries         int64    `msgpack:"maxRetries,omitempty"`
+	SynRetries         int64    `msgpack:"synRetries,omitempty"`
+	FinWait2Timeout    int64    `msgpack:"finWait2Timeout,omitempty"`
+	InvalidAckInterval int64    `msgpack:"invalidAckInterval,omitempty"`
+	NoWindowScale      bool     `msgpack:"noWindowScale,omitempty"`
+	NoSACK             bool     `msgpack:"noSACK,omitempty"`
+	MaxOutOfOrder      int64    `msgpack:"maxOutOfOrder,omitempty"`
+	Forward            bool     `msgpack:"forward,omitempty"`
+	TraceStates        bool     `msgpack:"traceStates,omitempty"`
+	OutputBuffer       int64    `msgpack:"outputBuffer,omitempty"`
+	MaxFreeChunks      int64    `msgpack:"maxFreeChunks,omitempty"`
 }
 
 type mpAddr struct {
@@ -139,7 +140,7 @@ func toMPConfig(c *engine.Config) mpConfig {
 		MinRTO: int64(c.MinRTO), MaxRTO: int64(c.MaxRTO), DelayedAck: int64(c.DelayedAck),
 		KeepaliveIdle: int64(c.KeepaliveIdle), KeepaliveInterval: int64(c.KeepaliveInterval),
 		KeepaliveCount: int64(c.KeepaliveCount), MaxRetries: int64(c.MaxRetries), SynRetries: int64(c.SynRetries),
-		FinWait2Timeout: int64(c.FinWait2Timeout), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
+		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
 		TraceStates: c.TraceStates, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
 	}
 	for _, a := range c.Addrs {
@@ -453,7 +454,7 @@ func TestConfigAgainstReference(t *testing.T) {
 		SendBuffer: 1 << 22, RecvBuffer: 1 << 21, MaxConns: 1000, Backlog: 5, EphemeralLow: 1000, EphemeralHigh: 65535,
 		MSL: 30 * engine.Second, InitialRTO: engine.Second, MinRTO: 200 * engine.Millisecond, MaxRTO: 120 * engine.Second,
 		DelayedAck: -1, KeepaliveIdle: 7200 * engine.Second, KeepaliveInterval: 75 * engine.Second, KeepaliveCount: 9,
-		MaxRetries: 15, SynRetries: 6, FinWait2Timeout: 60 * engine.Second, NoWindowScale: true, NoSACK: true, MaxOutOfOrder: 32, Forward: true,
+		MaxRetries: 15, SynRetries: 6, FinWait2Timeout: 60 * engine.Second, InvalidAckInterval: 500 * engine.Millisecond, NoWindowScale: true, NoSACK: true, MaxOutOfOrder: 32, Forward: true,
 		TraceStates: true, OutputBuffer: 1 << 20, MaxFreeChunks: 1024,
 	}
 	for i, c := range []engine.Config{{}, {Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Seed: 1}, full} {

@@ -35,6 +35,7 @@ const (
 	keyMaxRetries        = "maxRetries"
 	keySynRetries        = "synRetries"
 	keyFinWait2Timeout   = "finWait2Timeout"
+	keyInvalidAck        = "invalidAckInterval"
 	keyNoWindowScale     = "noWindowScale"
 	keyNoSACK            = "noSACK"
 	keyMaxOutOfOrder     = "maxOutOfOrder"
@@ -75,6 +76,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 		{keyMaxRetries, int64(c.MaxRetries)},
 		{keySynRetries, int64(c.SynRetries)},
 		{keyFinWait2Timeout, int64(c.FinWait2Timeout)},
+		{keyInvalidAck, int64(c.InvalidAckInterval)},
 		{keyNoWindowScale, b2i(c.NoWindowScale)},
 		{keyNoSACK, b2i(c.NoSACK)},
 		{keyMaxOutOfOrder, int64(c.MaxOutOfOrder)},
@@ -229,6 +231,8 @@ func DecodeConfig(b []byte) (engine.Config, error) {
 			c.SynRetries = d.cint()
 		case keyFinWait2Timeout:
 			c.FinWait2Timeout = engine.Duration(d.int())
+		case keyInvalidAck:
+			c.InvalidAckInterval = engine.Duration(d.int())
 		case keyNoWindowScale:
 			c.NoWindowScale = d.bool()
 		case keyNoSACK:
