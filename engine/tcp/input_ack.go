@@ -128,12 +128,12 @@ func (c *Conn) ackNewData(ack Seq) {
 		c.highRxt = ack
 	}
 	c.pruneSACK()
-	// RFC 6298 §3: Karn's rule; only a segment sent once is timed.
+	// RFC 6298 §3: Karn's rule; only a segment sent once is timed. A backed-off
+	// RTO stays until such a sample (RFC 6298 §5, the note after (5.7); RFC 8961
+	// §4(4)): an ACK of retransmitted data says nothing about the path's RTT.
 	if c.flags&fRTTPending != 0 && ack.GreaterThan(c.rttSeq) {
 		c.flags &^= fRTTPending
 		c.rttSample(c.now().Sub(c.rttStart))
-	} else if c.srtt != 0 {
-		c.rto = c.computeRTO() // an ACK of new data ends the backoff
 	}
 	c.retries = 0
 	if c.state.Synchronized() {
