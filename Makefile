@@ -7,7 +7,7 @@ FUZZTIME    ?= 3s
 
 # The benchmark module (bench/, its own go.mod, with gVisor's netstack) gets a
 # smoke run here; `make bench` runs the full comparison (7-10 minutes).
-.PHONY: test deps fmt-check vet staticcheck wasm unit fuzz demo bench bench-smoke
+.PHONY: test deps fmt-check vet staticcheck wasm unit fuzz demo bench bench-smoke bench-tun
 
 test: deps fmt-check vet staticcheck wasm unit fuzz bench-smoke
 
@@ -46,3 +46,8 @@ bench-smoke:
 
 bench:
 	cd bench && $(GO) run ./cmd/bench -runs 5 -readme README.md
+
+# The TUN jobs (root): tcpeng serve against gVisor, tcpeng forward against pasta
+# and slirp4netns (about 8 minutes).
+bench-tun:
+	cd bench && $(GO) run ./tun/cmd/tunbench -runs 3

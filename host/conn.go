@@ -71,6 +71,11 @@ const noLocal = 0xff
 type connExt struct {
 	rdDL, wrDL int64
 	rdT, wrT   *time.Timer
+	// local is the local address when it is not interned (noLocal: in forward
+	// mode every destination is a local address). adopt sets it before the
+	// application has the connection and it never changes, so LocalAddrPort
+	// reads it without the lock.
+	local netip.Addr
 }
 
 // waiter is what blocked calls of one connection sleep on. Connections take
@@ -413,6 +418,9 @@ func (c *Conn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) 
 // AddrPort if the engine cannot say it).
 func (c *Conn) LocalAddrPort() netip.AddrPort {
 	if c.localIdx == noLocal {
+		if x := c.ext; x != nil && x.local.IsValid() {
+			return netip.AddrPortFrom(x.local, c.localPort)
+		}
 		return netip.AddrPort{}
 	}
 	return netip.AddrPortFrom(c.d.local(c.localIdx), c.localPort)

@@ -581,6 +581,12 @@ func (d *Driver) adopt(c *Conn, r *engine.Result) {
 	c.id = r.Conn
 	d.conns[r.Conn] = c
 	c.localIdx, c.localPort, c.remote = d.localIndex(r.Local.Addr()), r.Local.Port(), r.Remote
+	if a := r.Local.Addr(); c.localIdx == noLocal && a.IsValid() {
+		if c.ext == nil {
+			c.ext = &connExt{}
+		}
+		c.ext.local = a
+	}
 	if !d.opts.Nagle {
 		d.options = append(d.options, optReq{c: c, opt: engine.OptNoDelay, value: 1})
 	}
@@ -599,13 +605,18 @@ func (d *Driver) localIndex(a netip.Addr) uint8 {
 			return uint8(i)
 		}
 	}
-	if len(locals) == noLocal {
-		return noLocal
+	if len(locals) == maxInterned {
+		return noLocal // the connection keeps its own copy (connExt.local)
 	}
 	grown := append(locals[:len(locals):len(locals)], a)
 	d.locals.Store(&grown)
 	return uint8(len(grown) - 1)
 }
+
+// maxInterned bounds the interned local addresses: an engine has a few of its
+// own; in forward mode every destination is a local address, and those are kept
+// by their connections instead of growing the table.
+const maxInterned = 16
 
 // local returns the address interned at index i.
 func (d *Driver) local(i uint8) netip.Addr { return (*d.locals.Load())[i] }

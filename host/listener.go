@@ -163,3 +163,11 @@ func (l *Listener) Addr() net.Addr { return net.TCPAddrFromAddrPort(l.addr) }
 func (l *Listener) AddrPort() netip.AddrPort { return l.addr }
 
 var _ net.Listener = (*Listener)(nil)
+
+// ListenForward listens on the wildcard of engine.Config.Forward (the
+// unspecified address and port 0), which takes connections to every address and
+// port no other listener takes; each connection's LocalAddr is the destination
+// its peer asked for. The engine must run with Config.Forward.
+func (d *Driver) ListenForward() (*Listener, error) {
+	return d.listen(netip.AddrPortFrom(netip.IPv4Unspecified(), 0))
+}

@@ -9,6 +9,12 @@ command -v tshark >/dev/null || need+=(tshark)     # pcap files are checked with
 command -v ip >/dev/null || need+=(iproute2)        # TUN and namespace tests inspect with ip -j
 command -v ethtool >/dev/null || need+=(ethtool)    # the TUN offload tests check offload state
 command -v tcpdump >/dev/null || need+=(tcpdump)    # captures on demand (-tun.pcap)
+command -v nft >/dev/null || need+=(nftables)       # serve's 5% loss test (nftables numgen random)
+command -v socat >/dev/null || need+=(socat)        # serve's echo test
+command -v curl >/dev/null || need+=(curl)          # serve's HTTP test, forward's tests
+command -v iperf3 >/dev/null || need+=(iperf3)      # forward's tests, make bench-tun
+command -v pasta >/dev/null || need+=(passt)        # make bench-tun (forward's peer)
+command -v slirp4netns >/dev/null || need+=(slirp4netns) # make bench-tun (forward's peer)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

@@ -1,6 +1,8 @@
 // Command tcpeng is the command line of the tcpeng TCP/IP engine.
 //
 //	tcpeng demo [flags]    two engines on an in-memory wire: one connection, traced
+//	tcpeng serve [flags]   the engine on a TUN device, answering the kernel
+//	tcpeng forward [flags] userspace networking for a network namespace
 //
 // Run `tcpeng -h` or `tcpeng demo -h` for the details.
 package main
@@ -22,6 +24,8 @@ type subcommand struct {
 
 var subcommands = []subcommand{
 	{"demo", "run two engines joined by an in-memory wire and trace one TCP connection", runDemo},
+	{"serve", "put the engine on a TUN device and answer the kernel (echo, discard, chargen, HTTP)", runServe},
+	{"forward", "userspace networking for a network namespace (like slirp4netns and pasta)", runForward},
 }
 
 // Exit codes.

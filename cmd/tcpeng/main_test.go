@@ -306,8 +306,8 @@ func TestBadUsage(t *testing.T) {
 		want string
 	}{
 		{nil, ""}, // the usage, on stderr
-		{[]string{"bogus"}, `tcpeng: unknown command "bogus": the commands are demo (tcpeng -h)`},
-		{[]string{"--loss", "0.1"}, "tcpeng: --loss comes before a command: give a command first (demo), e.g. tcpeng demo --loss"},
+		{[]string{"bogus"}, `tcpeng: unknown command "bogus": the commands are demo, serve, forward (tcpeng -h)`},
+		{[]string{"--loss", "0.1"}, "tcpeng: --loss comes before a command: give a command first (demo, serve, forward), e.g. tcpeng demo --loss"},
 		{[]string{"demo", "--nope"}, "tcpeng demo: flag provided but not defined: -nope (tcpeng demo -h lists the flags)"},
 		{[]string{"demo", "--loss", "x"}, `tcpeng demo: invalid value "x" for flag -loss: parse error (tcpeng demo -h lists the flags)`},
 		{[]string{"demo", "--loss", "1.5"}, "tcpeng demo: --loss 1.5 is out of range: give a probability from 0 up to (not including) 1"},

@@ -1,0 +1,227 @@
+package main
+
+// The services of `tcpeng serve`: echo (RFC 862), discard (RFC 863), chargen
+// (RFC 864) and a static HTTP/1.1 file server, each on a net.Listener of the
+// driver. One goroutine per connection (two for chargen); the engine's
+// MaxConns bounds the connections.
+
+import (
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+type services struct {
+	mu   sync.Mutex
+	lns  []net.Listener
+	http []*http.Server
+	wg   sync.WaitGroup
+}
+
+// start serves name on ln.
+func (s *services) start(name string, ln net.Listener, root string) {
+	s.mu.Lock()
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	if name == "http" {
+		srv := &http.Server{
+			Handler:           http.FileServer(http.Dir(root)),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ErrorLog:          log.New(io.Discard, "", 0),
+		}
+		s.mu.Lock()
+		s.http = append(s.http, srv)
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			srv.Serve(ln)
+		}()
+		return
+	}
+	handle := map[string]func(net.Conn){"echo": echoConn, "discard": discardConn, "chargen": chargenConn}[name]
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				if isClosed(err) {
+					return
+				}
+				continue
+			}
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				handle(c)
+			}()
+		}
+	}()
+}
+
+// close stops accepting; the connections end when the driver closes.
+func (s *services) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, srv := range s.http {
+		srv.Close()
+	}
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+}
+
+func (s *services) wait() { s.wg.Wait() }
+
+// Buffers: a connection reads into a small buffer, and into a large one while
+// its reads fill the small one (bulk data); idle connections hold little.
+const (
+	smallBuf = 4 << 10
+	largeBuf = 128 << 10
+)
+
+var (
+	smallBufs = sync.Pool{New: func() any { return new([smallBuf]byte) }}
+	largeBufs = sync.Pool{New: func() any { return new([largeBuf]byte) }}
+)
+
+// reader reads with the adaptive buffer.
+type reader struct {
+	small  *[smallBuf]byte
+	large  *[largeBuf]byte
+	buf    []byte
+	shrink bool // the last read would have fit the small buffer
+}
+
+func newReader() *reader {
+	r := &reader{small: smallBufs.Get().(*[smallBuf]byte)}
+	r.buf = r.small[:]
+	return r
+}
+
+// read reads from c; the bytes are valid until the next read.
+func (r *reader) read(c net.Conn) ([]byte, error) {
+	if r.shrink {
+		largeBufs.Put(r.large)
+		r.large, r.buf, r.shrink = nil, r.small[:], false
+	}
+	n, err := c.Read(r.buf)
+	b := r.buf[:n]
+	switch {
+	case r.large == nil && n == len(r.buf):
+		r.large = largeBufs.Get().(*[largeBuf]byte)
+		r.buf = r.large[:]
+	case r.large != nil && n < smallBuf:
+		r.shrink = true
+	}
+	return b, err
+}
+
+func (r *reader) free() {
+	if r.large != nil {
+		largeBufs.Put(r.large)
+	}
+	smallBufs.Put(r.small)
+}
+
+// reset closes c with a reset.
+func reset(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
+// echoConn sends back what it reads (RFC 862); the client's FIN is passed on
+// after the last byte, and the connection closes when both ends are done.
+func echoConn(c net.Conn) {
+	r := newReader()
+	defer r.free()
+	for {
+		b, err := r.read(c)
+		if len(b) > 0 {
+			if _, werr := c.Write(b); werr != nil {
+				reset(c)
+				return
+			}
+		}
+		if err == io.EOF {
+			c.(interface{ CloseWrite() error }).CloseWrite()
+			c.Close()
+			return
+		}
+		if err != nil {
+			reset(c)
+			return
+		}
+	}
+}
+
+// discardConn reads and throws away until the client's FIN (RFC 863).
+func discardConn(c net.Conn) {
+	r := newReader()
+	defer r.free()
+	for {
+		_, err := r.read(c)
+		if err == io.EOF {
+			c.Close()
+			return
+		}
+		if err != nil {
+			reset(c)
+			return
+		}
+	}
+}
+
+// chargenLine is the RFC 864 pattern: line i is 72 characters of the 95
+// printable ASCII characters starting at the i-th, then CR LF; the pattern
+// repeats every 95 lines.
+const chargenPeriod = 95 * 74
+
+// chargenData holds whole periods of the pattern, so that writing it again
+// and again continues the pattern.
+var chargenData = func() []byte {
+	b := make([]byte, 0, 18*chargenPeriod)
+	for len(b) < 18*chargenPeriod {
+		i := len(b) / 74 % 95
+		for j := range 72 {
+			b = append(b, byte(' '+(i+j)%95))
+		}
+		b = append(b, '\r', '\n')
+	}
+	return b
+}()
+
+// chargenConn sends the pattern until the client closes or resets (RFC 864:
+// data received is thrown away).
+func chargenConn(c net.Conn) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		r := newReader()
+		defer r.free()
+		for {
+			if _, err := r.read(c); err != nil {
+				break
+			}
+		}
+		// The client is done (FIN, reset or our Close): stop the writer.
+		c.Close()
+	}()
+	for {
+		if _, err := c.Write(chargenData); err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				reset(c)
+			}
+			break
+		}
+	}
+	<-done
+}

@@ -1,0 +1,355 @@
+package main
+
+// Helpers of the serve and forward tests: namespaces made by the test, the
+// command run in-process or as a child process, nftables loss.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpeng/tcpeng/host/netns"
+)
+
+// The test binary runs the command line itself when TCPENG_TEST_MAIN is set
+// (the child processes of the signal and privilege tests).
+func init() {
+	if os.Getenv("TCPENG_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+}
+
+// needKernel skips a test that needs a TUN device and root where there is
+// none.
+func needKernel(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("skipped: /dev/net/tun is missing (%v): this machine has no TUN driver", err)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: TUN and namespace tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
+	}
+}
+
+// needTool skips when a tool the test drives is missing, naming the package.
+func needTool(t *testing.T, tool, pkg string) {
+	t.Helper()
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Fatalf("%s is missing: install it (apt-get install -y %s; scripts/deps.sh does)", tool, pkg)
+	}
+}
+
+var nsSeq atomic.Int32
+
+const nsPrefix = "tcpeng-cmd-"
+
+// newNS creates a network namespace for the test, with lo up, and deletes it
+// at cleanup.
+func newNS(t *testing.T) string {
+	t.Helper()
+	needKernel(t)
+	name := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), nsSeq.Add(1))
+	if err := netns.Add(name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Delete(name); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// mustRun runs a command and returns its standard output; failure fails the test.
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		msg := ""
+		if ee, ok := err.(*exec.ExitError); ok {
+			msg = string(ee.Stderr)
+		}
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, msg)
+	}
+	return string(out)
+}
+
+// links returns the names of the devices of a namespace ("" for the host's).
+func links(t *testing.T, ns string) []string {
+	t.Helper()
+	args := []string{"-j", "link", "show"}
+	if ns != "" {
+		args = append([]string{"-n", ns}, args...)
+	}
+	var v []map[string]any
+	if err := json.Unmarshal([]byte(mustRun(t, "ip", args...)), &v); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range v {
+		names = append(names, l["ifname"].(string))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// namespaces lists this package's namespaces in /run/netns (other packages'
+// tests make theirs meanwhile).
+func namespaces(t *testing.T) []string {
+	t.Helper()
+	names, err := netns.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	names = slices.DeleteFunc(names, func(n string) bool { return !strings.HasPrefix(n, nsPrefix) })
+	slices.Sort(names)
+	return names
+}
+
+// snapshot is what a failed or finished command must leave as it was.
+type snapshot struct {
+	hostLinks, nsLinks, namespaces []string
+	ns                             string
+}
+
+func takeSnapshot(t *testing.T, ns string) snapshot {
+	t.Helper()
+	// The host's devices of other tests come and go: only tcpeng's count.
+	host := slices.DeleteFunc(links(t, ""), func(n string) bool { return !strings.HasPrefix(n, "tcpeng") })
+	s := snapshot{hostLinks: host, namespaces: namespaces(t), ns: ns}
+	if ns != "" {
+		s.nsLinks = links(t, ns)
+	}
+	return s
+}
+
+// same fails the test if the devices or namespaces changed since s.
+func (s snapshot) same(t *testing.T, when string) {
+	t.Helper()
+	now := takeSnapshot(t, s.ns)
+	if !slices.Equal(now.hostLinks, s.hostLinks) {
+		t.Errorf("%s: host devices %q, were %q", when, now.hostLinks, s.hostLinks)
+	}
+	if !slices.Equal(now.namespaces, s.namespaces) {
+		t.Errorf("%s: namespaces %q, were %q", when, now.namespaces, s.namespaces)
+	}
+	if !slices.Equal(now.nsLinks, s.nsLinks) {
+		t.Errorf("%s: devices of %s %q, were %q", when, s.ns, now.nsLinks, s.nsLinks)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the command's and the test's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// startServe runs serve in-process with args until the test ends (or stop);
+// it returns once serve is ready. Stopping expects exit 0 and an empty
+// stderr, and checks the device is gone.
+func startServe(t *testing.T, ns string, args ...string) *serveSession {
+	s, _ := startServeStop(t, ns, args...)
+	return s
+}
+
+func startServeStop(t *testing.T, ns string, args ...string) (*serveSession, func()) {
+	t.Helper()
+	var o serveOptions
+	fs := serveFlags(&o)
+	if err := fs.Parse(append([]string{"--netns", ns}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	before := takeSnapshot(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	ready := make(chan *serveSession, 1)
+	code := make(chan int, 1)
+	go func() { code <- serveMain(ctx, &o, &stdout, &stderr, func(s *serveSession) { ready <- s }) }()
+	var s *serveSession
+	select {
+	case s = <-ready:
+	case c := <-code:
+		cancel()
+		t.Fatalf("serve exited with %d: %s", c, stderr.String())
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if c := <-code; c != 0 || stderr.String() != "" {
+				t.Errorf("serve: exit %d, stderr %q", c, stderr.String())
+			}
+			before.nsLinks = slices.DeleteFunc(before.nsLinks, func(n string) bool { return n == o.tun })
+			before.same(t, "after serve")
+		})
+	}
+	t.Cleanup(stop)
+	return s, stop
+}
+
+// inNS runs a command inside ns and returns its standard output.
+func inNS(t *testing.T, ns string, stdin io.Reader, name string, args ...string) []byte {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, name}, args...)...)
+	cmd.Stdin = stdin
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%s %s in %s: %v: %s", name, strings.Join(args, " "), ns, err, stderr.String())
+	}
+	return out
+}
+
+// randomFile writes n random bytes to a file in dir and returns its path and
+// SHA-256.
+func randomFile(t *testing.T, dir, name string, n int) (string, string) {
+	t.Helper()
+	f, err := os.Create(dir + "/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	if _, err := io.CopyN(w, rand.Reader, int64(n)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return f.Name(), hex.EncodeToString(h.Sum(nil))
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// addLoss makes nftables in ns drop pct percent of the packets in and out of
+// dev, at random (numgen random; the kernel here has no netem).
+func addLoss(t *testing.T, ns, dev string, pct int) {
+	t.Helper()
+	needTool(t, "nft", "nftables")
+	rules := fmt.Sprintf(`table inet tcpengloss {
+	chain in { type filter hook input priority 0; iifname %q numgen random mod 100 < %d counter drop; }
+	chain out { type filter hook output priority 0; oifname %q numgen random mod 100 < %d counter drop; }
+}
+`, dev, pct, dev, pct)
+	cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+}
+
+// nftDrops returns the packets the loss rules dropped in ns, in and out.
+func nftDrops(t *testing.T, ns string) string {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", "tcpengloss").CombinedOutput()
+	if err != nil {
+		return err.Error()
+	}
+	return strings.Join(strings.Fields(string(out)), " ")
+}
+
+// child runs the test binary as tcpeng with args (see init) and returns the
+// command, started, with its stdout and stderr.
+func child(t *testing.T, cred *syscall.Credential, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cred != nil {
+		// The build directory is root's alone: copy the binary where the
+		// user can run it.
+		dir, err := os.MkdirTemp("", "tcpeng-cmd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		os.Chmod(dir, 0o755)
+		data, err := os.ReadFile(exe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exe = dir + "/tcpeng.test"
+		if err := os.WriteFile(exe, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Dir = "/"
+	cmd.Env = append(os.Environ(), "TCPENG_TEST_MAIN=1")
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	return cmd, &stdout, &stderr
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return true
+}
+
+// exitStatus waits for cmd and returns its exit code.
+func exitStatus(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("%v still running after %v", cmd.Args, limit)
+	}
+	return cmd.ProcessState.ExitCode()
+}

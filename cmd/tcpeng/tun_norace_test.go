@@ -1,0 +1,9 @@
+//go:build !race
+
+package main
+
+const (
+	defaultEchoBytes = 100 << 20
+	defaultLossBytes = 24 << 20
+	defaultIperf     = 256 << 20
+)

@@ -1,0 +1,214 @@
+package forward
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host"
+	"github.com/tcpeng/tcpeng/host/memlink"
+)
+
+var (
+	guestIP   = netip.MustParseAddr("10.0.2.100")
+	gatewayIP = netip.MustParseAddr("10.0.2.2")
+	dnsIP     = netip.MustParseAddr("10.0.2.3")
+	network   = netip.MustParsePrefix("10.0.2.0/24")
+)
+
+// env is a namespace's engine (the guest, 10.0.2.100) joined by memlink to a
+// Forwarder's engine (10.0.2.2, Config.Forward).
+type env struct {
+	guest *host.Driver
+	fwd   *Forwarder
+}
+
+func newEngine(t testing.TB, cfg engine.Config) *engine.Stack {
+	t.Helper()
+	rand.Read(cfg.Key[:])
+	s, err := engine.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// newEnv starts both; mod may change the Forwarder's configuration. Both are
+// closed, and goroutines checked for leaks, when the test ends.
+func newEnv(t testing.TB, mod func(*Config)) *env {
+	t.Helper()
+	checkGoroutines(t)
+	la, lb := memlink.NewPair(1500, 4096)
+	g, err := host.NewDriver(newEngine(t, engine.Config{Addrs: []netip.Addr{guestIP}, Seed: 1}), la, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	cfg := Config{Gateway: gatewayIP, Network: network, DNS: dnsIP, Guest: guestIP, DialTimeout: 2 * time.Second}
+	if mod != nil {
+		mod(&cfg)
+	}
+	fe := newEngine(t, engine.Config{Addrs: []netip.Addr{gatewayIP}, Seed: 2, Forward: true, Backlog: 1024})
+	f, err := Start(fe, lb, nil, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &env{guest: g, fwd: f}
+}
+
+// dial connects from the guest.
+func (e *env) dial(t testing.TB, dst netip.AddrPort) *host.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.guest.DialTCP(ctx, dst)
+	if err != nil {
+		t.Fatalf("dial %v: %v", dst, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	return c
+}
+
+// quiet waits until the Forwarder relays nothing.
+func (e *env) quiet(t testing.TB) Stats {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := e.fwd.Stats()
+		if st.Active == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %d connections relayed: %+v", st.Active, st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// server is a loopback listener whose connections go to handle.
+func server(t testing.TB, handle func(c *net.TCPConn)) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(30 * time.Second))
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// echo sends back what it reads and passes the half-close on.
+func echo(c *net.TCPConn) {
+	io.Copy(c, c)
+	c.CloseWrite()
+}
+
+// freePort returns a loopback port nothing listens on.
+func freePort(t testing.TB) uint16 {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := netip.MustParseAddrPort(ln.Addr().String()).Port()
+	ln.Close()
+	return p
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// roundTrip writes data on c, half-closes, reads to the end and checks the
+// echo by SHA-256.
+func roundTrip(t testing.TB, c net.Conn, data []byte) {
+	t.Helper()
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(data)
+		if err == nil {
+			err = c.(interface{ CloseWrite() error }).CloseWrite()
+		}
+		werr <- err
+	}()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("read: %v after %d of %d bytes", err, len(got), len(data))
+	}
+	if err := <-werr; err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	if sha256.Sum256(got) != sha256.Sum256(data) {
+		t.Fatalf("echo differs: %d bytes back of %d", len(got), len(data))
+	}
+}
+
+// mustReset checks that err is a reset.
+func mustReset(t testing.TB, err error, what string) {
+	t.Helper()
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("%s: %v, want a reset (ECONNRESET)", what, err)
+	}
+}
+
+// checkGoroutines fails the test if goroutines started during it are still
+// running a few seconds after it ended (its cleanups done).
+func checkGoroutines(t testing.TB) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			n := runtime.NumGoroutine()
+			if n <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("%d goroutines before the test, %d after:\n%s", before, n, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func memlinkPair() (a, b host.Link) { return memlink.NewPair(1500, 64) }
+
+func engineCfg(fwd bool) engine.Config {
+	return engine.Config{Addrs: []netip.Addr{gatewayIP}, Forward: fwd}
+}
