@@ -96,6 +96,14 @@ type Config struct {
 	// userspace networking (`tcpeng forward`, slirp4netns, pasta).
 	Forward bool
 
+	// TrustLink says the link cannot corrupt frames: a TUN device, where the
+	// local kernel wrote every byte, or an in-process link. The IPv4 header and
+	// TCP checksums of arriving frames are then not verified (RFC 1122 §3.2.1.2
+	// and RFC 9293 §3.1 make verification the receiver's duty on a real network;
+	// a link without bit errors makes it a pure cost). Sent frames always carry
+	// correct checksums. Leave it off for anything that crosses a wire.
+	TrustLink bool
+
 	// TraceStates asks for an EventState at every state change of every connection.
 	TraceStates bool
 

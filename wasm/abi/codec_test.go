@@ -48,6 +48,7 @@ type mpConfig struct {
 	MaxOutOfOrder      int64    `msgpack:"maxOutOfOrder,omitempty"`
 	Forward            bool     `msgpack:"forward,omitempty"`
 	TraceStates        bool     `msgpack:"traceStates,omitempty"`
+	TrustLink          bool     `msgpack:"trustLink,omitempty"`
 	OutputBuffer       int64    `msgpack:"outputBuffer,omitempty"`
 	MaxFreeChunks      int64    `msgpack:"maxFreeChunks,omitempty"`
 }
@@ -141,7 +142,7 @@ func toMPConfig(c *engine.Config) mpConfig {
 		KeepaliveIdle: int64(c.KeepaliveIdle), KeepaliveInterval: int64(c.KeepaliveInterval),
 		KeepaliveCount: int64(c.KeepaliveCount), MaxRetries: int64(c.MaxRetries), SynRetries: int64(c.SynRetries),
 		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
-		TraceStates: c.TraceStates, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
+		TraceStates: c.TraceStates, TrustLink: c.TrustLink, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
 	}
 	for _, a := range c.Addrs {
 		m.Addrs = append(m.Addrs, addrBytes(a))

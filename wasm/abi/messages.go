@@ -41,6 +41,7 @@ const (
 	keyMaxOutOfOrder     = "maxOutOfOrder"
 	keyForward           = "forward"
 	keyTraceStates       = "traceStates"
+	keyTrustLink         = "trustLink"
 	keyOutputBuffer      = "outputBuffer"
 	keyMaxFreeChunks     = "maxFreeChunks"
 )
@@ -82,6 +83,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 		{keyMaxOutOfOrder, int64(c.MaxOutOfOrder)},
 		{keyForward, b2i(c.Forward)},
 		{keyTraceStates, b2i(c.TraceStates)},
+		{keyTrustLink, b2i(c.TrustLink)},
 		{keyOutputBuffer, int64(c.OutputBuffer)},
 		{keyMaxFreeChunks, int64(c.MaxFreeChunks)},
 	}
@@ -243,6 +245,8 @@ func DecodeConfig(b []byte) (engine.Config, error) {
 			c.Forward = d.bool()
 		case keyTraceStates:
 			c.TraceStates = d.bool()
+		case keyTrustLink:
+			c.TrustLink = d.bool()
 		case keyOutputBuffer:
 			c.OutputBuffer = d.cint()
 		case keyMaxFreeChunks:
