@@ -61,7 +61,8 @@ type Stack struct {
 	stats   Stats
 	counter tcp.Counters
 
-	arena []byte // Step's output frames
+	arenas [2][]byte // Step's output frames, in two buffers used in turn
+	turn   int       // the arena of the next Step
 }
 
 type slotKind uint8

@@ -7,9 +7,11 @@ package engine
 // calling them in that order.
 //
 // Frames are written into the stack's own buffer (Config.OutputBuffer bytes at
-// most; the rest stays queued and Deadline is Now) and stay valid until the next
-// Step. Step does not retain in, and allocates nothing once out's slices and the
-// stack's buffer have grown to the working size.
+// most; the rest stays queued and Deadline is Now). The stack uses two such
+// buffers in turn, so a Step's frames stay valid through the next Step and until
+// the one after it starts: a host may write one batch to its link while the next
+// Step runs. Step does not retain in, and allocates nothing once out's slices
+// and the stack's buffers have grown to the working size.
 func (s *Stack) Step(in *Input, out *Output) {
 	out.Frames = out.Frames[:0]
 	out.Results = out.Results[:0]
@@ -25,16 +27,19 @@ func (s *Stack) Step(in *Input, out *Output) {
 		out.Results = append(out.Results, s.Execute(in.Now, &in.Commands[i]))
 	}
 
-	if s.arena == nil {
-		s.arena = make([]byte, s.cfg.OutputBuffer)
+	arena := s.arenas[s.turn]
+	if arena == nil {
+		arena = make([]byte, s.cfg.OutputBuffer)
+		s.arenas[s.turn] = arena
 	}
+	s.turn ^= 1
 	off := 0
-	for off+s.cfg.MTU <= len(s.arena) {
-		n := s.PollFrame(s.arena[off : off+s.cfg.MTU])
+	for off+s.cfg.MTU <= len(arena) {
+		n := s.PollFrame(arena[off : off+s.cfg.MTU])
 		if n == 0 {
 			break
 		}
-		out.Frames = append(out.Frames, s.arena[off:off+n:off+n])
+		out.Frames = append(out.Frames, arena[off:off+n:off+n])
 		off += n
 	}
 	for {

@@ -221,7 +221,8 @@ type Input struct {
 // memory, so a host that keeps one Output allocates nothing in steady state.
 type Output struct {
 	// Frames to send, in order. They point into the stack's memory and stay valid
-	// until the next call to Step or PollFrame.
+	// until the second call to Step after this one (see Step), or the next call
+	// to PollFrame.
 	Frames [][]byte
 	// Results, one per command, in the order of the commands.
 	Results []Result

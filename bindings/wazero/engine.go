@@ -12,8 +12,9 @@ import (
 // implements engine.Engine with the native Stack's semantics. Like a Stack, it
 // is driven from one goroutine at a time.
 //
-// Output.Frames point into the instance's memory and stay valid until the next
-// Step (or DebugFault, or Close).
+// Output.Frames point into the instance's memory and stay valid as the native
+// Stack's do: through the next Step, until the one after it starts (or
+// DebugFault, or Close).
 //
 // When the guest panics or traps, the Engine starts a fresh engine with the
 // same Config (a new instance for a trap) and reports, in the Output of the

@@ -11,13 +11,17 @@ import (
 // in the exports; tests drive it natively.
 //
 // Memory: the request buffer is the Guest's, handed out by Alloc and reused
-// until a larger one is asked for; the response is the Guest's too, valid until
-// the next call of Init, Step or Fault. Every buffer is bounded (MaxRequest,
-// the engine's OutputBuffer, MaxReadTotal).
+// until a larger one is asked for; the response is the Guest's too. A Step's
+// response stays valid through the next Step (two buffers are used in turn, as
+// the engine does with its frames, so a host may send one step's frames while
+// the next runs); the other responses until the next call. Every buffer is
+// bounded (MaxRequest, the engine's OutputBuffer, MaxReadTotal).
 type Guest struct {
 	stack *engine.Stack
 	req   []byte
-	resp  []byte
+	resp  []byte    // Init, Fault, and refused Steps
+	steps [2][]byte // Step responses, in turn
+	turn  int
 	reads []byte // the buffers of one step's OpRead commands
 	in    engine.Input
 	out   engine.Output
@@ -87,8 +91,9 @@ func (g *Guest) Step(req []byte) (resp []byte) {
 	}
 	g.giveReadBuffers()
 	g.stack.Step(&g.in, &g.out)
-	g.resp = AppendResponse(g.resp[:0], StatusOK, "", &g.out, g.in.Commands)
-	return g.resp
+	g.turn ^= 1
+	g.steps[g.turn] = AppendResponse(g.steps[g.turn][:0], StatusOK, "", &g.out, g.in.Commands)
+	return g.steps[g.turn]
 }
 
 // giveReadBuffers hands each OpRead a buffer of its N bytes from one arena, N
