@@ -29,6 +29,7 @@ const (
 	fSynAckResend                      // a duplicate SYN arrived in SYN_RCVD: resend the SYN-ACK
 	fFinSent                           // our FIN has been sent (it is the last sequence number below sndMax)
 	fSACK                              // both SYNs carried SACK-permitted (RFC 2018)
+	fSynLost                           // the retransmission timer expired awaiting the ACK of our SYN or SYN-ACK
 )
 
 // Events a connection raises for the application; the stack collects them with

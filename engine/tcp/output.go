@@ -351,6 +351,12 @@ func (c *Conn) windowUpdateDue() bool {
 		return false
 	}
 	c.flags &^= fWindowUpdate
+	if c.flags&fFinRcvd != 0 {
+		// No data can follow the peer's FIN (RFC 9293 §3.10.7.4, eighth): a new
+		// window tells it nothing, and a peer that has closed and forgotten the
+		// connection would answer it with a reset.
+		return false
+	}
 	known := c.rcvWnd()
 	step := c.windowEdge().Size(c.rcvAdv)
 	return known < uint32(c.rcv.cap/2) && step >= min(uint32(c.rcv.cap/2), 2*uint32(c.mss))

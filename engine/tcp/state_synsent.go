@@ -82,13 +82,21 @@ func (c *Conn) takeSynOptions(seg *wire.Segment, offered bool) {
 
 const minMSS = 64
 
+// synLostRTO is the RTO when data transmission begins after a lost SYN or
+// SYN-ACK (RFC 6298 §5.7).
+const synLostRTO = 3 * tcpip.Second
+
 // established moves a connection whose SYN was acknowledged into ESTABLISHED, and
 // on into FIN_WAIT_1 if the application already shut down the send side.
 func (c *Conn) established() {
-	// RFC 5681 §3.1 and RFC 6928: initial window of ten segments, or one if the
-	// SYN or SYN-ACK had to be retransmitted (RFC 6298 §5.7).
-	if c.retries > 0 || c.cwnd == 1 {
+	// RFC 6928 §2: an initial window of ten segments. RFC 5681 §3.1: one
+	// segment if the SYN or SYN-ACK was lost; and RFC 6298 §5.7: the RTO, which
+	// has no sample from the handshake (Karn), starts again from 3 s.
+	if c.flags&fSynLost != 0 {
 		c.cwnd = uint32(c.mss)
+		if c.srtt == 0 {
+			c.rto = min(synLostRTO, c.cfg.MaxRTO)
+		}
 	} else {
 		c.cwnd = min(10*uint32(c.mss), max(2*uint32(c.mss), 14600))
 	}

@@ -92,6 +92,9 @@ func (c *Conn) retransmitTimeout() {
 		return
 	}
 	c.retries++
+	if c.state == SynSent || c.state == SynReceived {
+		c.flags |= fSynLost
+	}
 	c.count(&c.cfg.Counters.Timeouts)
 	c.rto = min(2*c.rto, c.cfg.MaxRTO)
 	if c.state.Synchronized() {
