@@ -89,34 +89,10 @@ func transfer(t *testing.T, p *pair, size int) {
 	}
 }
 
-// runOnce exchanges frames once and, if nothing moved, advances the clock.
+// runOnce exchanges frames once; it advances the clock by 100 µs if anything
+// moved, or else to the next deadline.
 func (p *pair) runOnce() {
-	buf := make([]byte, 65536)
-	moved := false
-	for side, s := range []*Stack{p.a, p.b} {
-		for _, f := range p.frames[side] {
-			s.HandleFrame(p.now, f)
-		}
-		p.frames[side] = nil
-		s.HandleTimeout(p.now)
-		for {
-			n := s.PollFrame(buf)
-			if n == 0 {
-				break
-			}
-			f := append([]byte(nil), buf[:n]...)
-			if p.drop == nil || !p.drop(side, f) {
-				p.frames[1-side] = append(p.frames[1-side], f)
-			}
-			moved = true
-		}
-		for {
-			if _, ok := s.PollEvent(); !ok {
-				break
-			}
-		}
-	}
-	if moved || len(p.frames[0]) > 0 || len(p.frames[1]) > 0 {
+	if p.exchange() {
 		p.now = p.now.Add(100 * Microsecond)
 		return
 	}

@@ -210,26 +210,14 @@ func (s *Stack) Shutdown(id ConnID) Error {
 // Close releases id. A connection closes gracefully in the background (a reset
 // if received data was left unread); EventClosed reports its end. A listener
 // stops and resets the connections it holds. The ID is invalid afterwards.
-func (s *Stack) Close(id ConnID) Error {
-	idx, err := s.lookup(id, slotFree)
-	if err != OK {
-		return err
-	}
-	sl := &s.slots[idx]
-	if sl.kind == slotListener {
-		s.closeListener(idx)
-		return OK
-	}
-	sl.flags |= sfReleased
-	sl.pending &= tcp.EvClosed
-	sl.conn.Close()
-	s.touch(idx)
-	s.maybeFree(idx)
-	return OK
-}
+func (s *Stack) Close(id ConnID) Error { return s.release(id, false) }
 
 // Abort resets connection id (RFC 9293 §3.10.5) and releases it.
-func (s *Stack) Abort(id ConnID) Error {
+func (s *Stack) Abort(id ConnID) Error { return s.release(id, true) }
+
+// release is Close, or Abort when abort is set. The application's pending
+// events are dropped (a closed connection may still report EventClosed).
+func (s *Stack) release(id ConnID, abort bool) Error {
 	idx, err := s.lookup(id, slotFree)
 	if err != OK {
 		return err
@@ -240,8 +228,13 @@ func (s *Stack) Abort(id ConnID) Error {
 		return OK
 	}
 	sl.flags |= sfReleased
-	sl.pending = 0
-	sl.conn.Abort()
+	if abort {
+		sl.pending = 0
+		sl.conn.Abort()
+	} else {
+		sl.pending &= tcp.EvClosed
+		sl.conn.Close()
+	}
 	s.touch(idx)
 	s.maybeFree(idx)
 	return OK

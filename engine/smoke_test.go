@@ -42,35 +42,8 @@ func newPair(t testing.TB, mod func(*Config)) *pair {
 // run exchanges frames until both stacks are quiet, advancing time to deadlines
 // up to limit.
 func (p *pair) run(limit Time) {
-	buf := make([]byte, 65536)
 	for i := 0; i < 1_000_000; i++ {
-		moved := false
-		for side, s := range []*Stack{p.a, p.b} {
-			for _, f := range p.frames[side] {
-				s.HandleFrame(p.now, f)
-			}
-			p.frames[side] = nil
-			s.HandleTimeout(p.now)
-			for {
-				n := s.PollFrame(buf)
-				if n == 0 {
-					break
-				}
-				f := append([]byte(nil), buf[:n]...)
-				if p.drop == nil || !p.drop(side, f) {
-					p.frames[1-side] = append(p.frames[1-side], f)
-				}
-				moved = true
-			}
-			for {
-				ev, ok := s.PollEvent()
-				if !ok {
-					break
-				}
-				p.events[side] = append(p.events[side], ev)
-			}
-		}
-		if moved || len(p.frames[0]) > 0 || len(p.frames[1]) > 0 {
+		if p.exchange() {
 			continue
 		}
 		d := min(p.a.PollDeadline(), p.b.PollDeadline())
@@ -82,6 +55,40 @@ func (p *pair) run(limit Time) {
 		}
 	}
 	p.t.Fatal("run did not settle")
+}
+
+// exchange gives each stack the frames queued for it, runs its timers, and
+// queues what it sends for the other (unless drop says the wire loses it);
+// events are kept in p.events. It reports whether anything moved.
+func (p *pair) exchange() bool {
+	buf := make([]byte, 65536)
+	moved := false
+	for side, s := range []*Stack{p.a, p.b} {
+		for _, f := range p.frames[side] {
+			s.HandleFrame(p.now, f)
+		}
+		p.frames[side] = nil
+		s.HandleTimeout(p.now)
+		for {
+			n := s.PollFrame(buf)
+			if n == 0 {
+				break
+			}
+			f := append([]byte(nil), buf[:n]...)
+			if p.drop == nil || !p.drop(side, f) {
+				p.frames[1-side] = append(p.frames[1-side], f)
+			}
+			moved = true
+		}
+		for {
+			ev, ok := s.PollEvent()
+			if !ok {
+				break
+			}
+			p.events[side] = append(p.events[side], ev)
+		}
+	}
+	return moved || len(p.frames[0]) > 0 || len(p.frames[1]) > 0
 }
 
 func TestSmokeEcho(t *testing.T) {

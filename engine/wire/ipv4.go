@@ -40,21 +40,35 @@ type IPv4 []byte
 // and that the total length is at least the header length and within b. It does
 // not verify the header checksum; see ChecksumValid.
 func ParseIPv4(b []byte) (IPv4, error) {
-	if len(b) < IPv4MinHeaderLen {
-		return nil, ErrShort
+	tl, err := parseIPv4Header(b)
+	if err != nil {
+		return nil, err
 	}
-	if b[0]>>4 != 4 {
-		return nil, ErrVersion
-	}
-	hl := int(b[0]&0xf) * 4
-	if hl < IPv4MinHeaderLen || hl > len(b) {
-		return nil, ErrHeaderLength
-	}
-	tl := int(binary.BigEndian.Uint16(b[2:]))
-	if tl < hl || tl > len(b) {
+	if tl > len(b) {
 		return nil, ErrTotalLength
 	}
 	return IPv4(b[:tl]), nil
+}
+
+// parseIPv4Header checks what both gates require: version, a header length of
+// at least 20 bytes within b, a total length of at least the header. It returns
+// the total length.
+func parseIPv4Header(b []byte) (int, error) {
+	if len(b) < IPv4MinHeaderLen {
+		return 0, ErrShort
+	}
+	if b[0]>>4 != 4 {
+		return 0, ErrVersion
+	}
+	hl := int(b[0]&0xf) * 4
+	if hl < IPv4MinHeaderLen || hl > len(b) {
+		return 0, ErrHeaderLength
+	}
+	tl := int(binary.BigEndian.Uint16(b[2:]))
+	if tl < hl {
+		return 0, ErrTotalLength
+	}
+	return tl, nil
 }
 
 // ParseIPv4Quoted validates the IPv4 datagram quoted in an ICMP error (RFC 792,
@@ -62,19 +76,9 @@ func ParseIPv4(b []byte) (IPv4, error) {
 // cut short of the total length. The view ends where b ends or at the total
 // length, whichever comes first.
 func ParseIPv4Quoted(b []byte) (IPv4, error) {
-	if len(b) < IPv4MinHeaderLen {
-		return nil, ErrShort
-	}
-	if b[0]>>4 != 4 {
-		return nil, ErrVersion
-	}
-	hl := int(b[0]&0xf) * 4
-	if hl < IPv4MinHeaderLen || hl > len(b) {
-		return nil, ErrHeaderLength
-	}
-	tl := int(binary.BigEndian.Uint16(b[2:]))
-	if tl < hl {
-		return nil, ErrTotalLength
+	tl, err := parseIPv4Header(b)
+	if err != nil {
+		return nil, err
 	}
 	return IPv4(b[:min(tl, len(b))]), nil
 }

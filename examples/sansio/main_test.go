@@ -1,26 +1,14 @@
 package main
 
 import (
-	"os"
 	"os/exec"
-	"strings"
 	"testing"
+
+	"github.com/tcpeng/tcpeng/internal/readmetest"
 )
 
-// TestREADME keeps the README's embedding example identical to this program.
-func TestREADME(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile("main.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), "```go\n"+string(src)+"```") {
-		t.Fatal("README.md does not show examples/sansio/main.go verbatim: copy the file into its ```go block")
-	}
-}
+// TestREADME keeps the README's example identical to this program.
+func TestREADME(t *testing.T) { readmetest.Shown(t, "../../README.md", "main.go") }
 
 // TestRun runs the example and checks what it prints.
 func TestRun(t *testing.T) {

@@ -3,12 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/tcpeng/tcpeng/internal/readmetest"
 	"github.com/tcpeng/tcpeng/wasm/wasmbuild"
 )
 
@@ -32,17 +32,5 @@ func TestRun(t *testing.T) {
 	}
 }
 
-// TestREADME keeps the README's WebAssembly example identical to this program.
-func TestREADME(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.ReadFile("main.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(readme), "```go\n"+string(src)+"```") {
-		t.Fatal("README.md does not show examples/wazero/main.go verbatim: copy the file into its ```go block")
-	}
-}
+// TestREADME keeps the README's example identical to this program.
+func TestREADME(t *testing.T) { readmetest.Shown(t, "../../README.md", "main.go") }
