@@ -70,7 +70,9 @@ func (s *Stack) Dial(now Time, local, remote netip.AddrPort) (ConnID, Error) {
 	}
 	sl := &s.slots[idx]
 	sl.tuple = tp
-	c := tcp.NewActive(&s.tcpCfg, uint32(s.id(idx)), tp.local.Port(), remote.Port(), s.isn(&tp), s.ourMSS())
+	iss, tsOff := s.isn(&tp)
+	c := tcp.NewActive(&s.tcpCfg, uint32(s.id(idx)), tp.local.Port(), remote.Port(), iss, s.ourMSS())
+	c.SetTimestampOffset(tsOff)
 	sl.conn = c
 	s.conns.insert(&tp, idx, s.tupleAt)
 	sl.flags |= sfInTable
@@ -92,8 +94,9 @@ func (s *Stack) ourMSS() uint16 { return uint16(s.cfg.MTU - 40) }
 
 // isn returns an initial sequence number by RFC 6528 §3: ISN = M + F(localip,
 // localport, remoteip, remoteport, secretkey), with M a timer ticking every 4
-// microseconds and F keyed SipHash-2-4.
-func (s *Stack) isn(tp *tuple) tcp.Seq {
+// microseconds and F keyed SipHash-2-4; and the connection's TSval offset
+// (RFC 7323 §7.1), the other half of the same hash.
+func (s *Stack) isn(tp *tuple) (tcp.Seq, uint32) {
 	var b [36]byte
 	l, r := tp.local.Addr().As16(), tp.remote.Addr().As16()
 	copy(b[0:16], l[:])
@@ -102,7 +105,7 @@ func (s *Stack) isn(tp *tuple) tcp.Seq {
 	b[34], b[35] = byte(tp.remote.Port()>>8), byte(tp.remote.Port())
 	f := siphash.Sum64(s.key, b[:])
 	m := uint32(s.now / 4000)
-	return tcp.Seq(m + uint32(f))
+	return tcp.Seq(m + uint32(f)), uint32(f >> 32)
 }
 
 // ephemeralPort picks a free local port for a connection to remote by RFC 6056

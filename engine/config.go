@@ -80,6 +80,9 @@ type Config struct {
 	// NoSACK turns selective acknowledgments off (RFC 2018); loss recovery is
 	// then NewReno's (RFC 6582).
 	NoSACK bool
+	// NoTimestamps turns the timestamps option off (RFC 7323): 12 bytes more
+	// payload per segment, but RTT samples only by Karn's rule and no PAWS.
+	NoTimestamps bool
 	// InvalidAckInterval is the least time between two ACKs a connection sends in
 	// answer to segments it does not accept (out of the window, ACKs of data never
 	// sent, challenge ACKs; RFC 5961 §7). Default 500 ms, Linux's

@@ -133,7 +133,9 @@ func (s *Stack) passiveOpen(lidx uint32, tp *tuple, seg *wire.Segment) {
 	sl.tuple = *tp
 	sl.parent = lidx + 1
 	l.held++
-	c := tcp.NewPassive(&s.tcpCfg, uint32(s.id(idx)), seg, tp.local.Port(), tp.remote.Port(), s.isn(tp), s.ourMSS())
+	iss, tsOff := s.isn(tp)
+	c := tcp.NewPassive(&s.tcpCfg, uint32(s.id(idx)), seg, tp.local.Port(), tp.remote.Port(), iss, s.ourMSS())
+	c.SetTimestampOffset(tsOff)
 	sl.conn = c
 	s.conns.insert(tp, idx, s.tupleAt)
 	sl.flags |= sfInTable

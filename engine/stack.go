@@ -136,7 +136,7 @@ func New(cfg Config) (*Stack, error) {
 		DelayedAck: max(cfg.DelayedAck, 0), KeepaliveIdle: cfg.KeepaliveIdle,
 		KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveCount: cfg.KeepaliveCount,
 		MaxRetries: cfg.MaxRetries, SynRetries: cfg.SynRetries, FinWait2Timeout: cfg.FinWait2Timeout,
-		SendBuffer: cfg.SendBuffer, RecvBuffer: cfg.RecvBuffer, WindowScale: !cfg.NoWindowScale, SACK: !cfg.NoSACK,
+		SendBuffer: cfg.SendBuffer, RecvBuffer: cfg.RecvBuffer, WindowScale: !cfg.NoWindowScale, SACK: !cfg.NoSACK, Timestamps: !cfg.NoTimestamps,
 		MaxOutOfOrder: cfg.MaxOutOfOrder, InvalidAckInterval: cfg.InvalidAckInterval, Pool: tcp.NewPool(cfg.MaxFreeChunks),
 		Hooks: (*hooks)(s), Counters: &s.counter,
 	}

@@ -25,6 +25,7 @@ type Config struct {
 	RecvBuffer         int            // default receive buffer of a connection, bytes
 	WindowScale        bool           // offer the window scale option (RFC 7323)
 	SACK               bool           // offer selective acknowledgments (RFC 2018)
+	Timestamps         bool           // offer the timestamps option (RFC 7323 §3)
 	MaxOutOfOrder      int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
 	InvalidAckInterval tcpip.Duration // at most one ACK per interval answers unacceptable segments (RFC 5961 §7)
 
@@ -52,6 +53,7 @@ type Counters struct {
 	DropNoAck        uint64 // segments without ACK in a synchronized state
 	ChallengeACKs    uint64 // challenge ACKs (RFC 5961)
 	AcksRateLimited  uint64 // ACKs to unacceptable segments not sent, by the RFC 5961 §7 rate limit
+	DropPAWS         uint64 // segments with a timestamp older than TS.Recent (RFC 7323 §5, PAWS)
 	RSTsIn           uint64 // resets that closed a connection
 	RSTsOut          uint64 // resets sent by connections
 	DupAcks          uint64 // duplicate ACKs received

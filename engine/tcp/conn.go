@@ -30,6 +30,7 @@ const (
 	fFinSent                           // our FIN has been sent (it is the last sequence number below sndMax)
 	fSACK                              // both SYNs carried SACK-permitted (RFC 2018)
 	fSynLost                           // the retransmission timer expired awaiting the ACK of our SYN or SYN-ACK
+	fTS                                // both SYNs carried timestamps (RFC 7323 §3.2)
 )
 
 // Events a connection raises for the application; the stack collects them with
@@ -128,6 +129,9 @@ type Conn struct {
 	rstSeq, rstAck Seq
 	rstFlags       wire.Flags
 	outSum         uint16     // the sum of the last segment Output wrote (OutputSum)
+	tsRecent       uint32     // TS.Recent (RFC 7323 §4.3): the timestamp to echo
+	tsOffset       uint32     // this connection's offset of TSval (RFC 7323 §7.1)
+	lastAckSent    Seq        // Last.ACK.sent (RFC 7323 §4.3)
 	oowAckAt       tcpip.Time // the earliest the next out-of-window ACK may go (oowAck)
 }
 
@@ -323,6 +327,14 @@ func (c *Conn) Read(p []byte) (int, tcpip.Error) {
 	c.flags |= fWindowUpdate
 	return n, tcpip.OK
 }
+
+// SetTimestampOffset sets the random offset of this connection's TSval clock
+// (RFC 7323 §7.1), before its first Output.
+func (c *Conn) SetTimestampOffset(off uint32) { c.tsOffset = off }
+
+// tsNow is the TSval clock: milliseconds (RFC 7323 §5.4: between 1 ms and 1 s
+// per tick) from the host's time, plus the connection's offset.
+func (c *Conn) tsNow() uint32 { return uint32(c.now()/1_000_000) + c.tsOffset }
 
 // Free returns the connection's buffers to the pool. The stack calls it when it
 // forgets a connection; the Conn must not be used afterwards.

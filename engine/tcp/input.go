@@ -68,9 +68,11 @@ func (c *Conn) rcvWnd() uint32 {
 // steps of RFC 9293 §3.10.7.4.
 func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 	f := seg.Flags
-	if c.state == TimeWait && f&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagSYN && seg.Seq.GreaterThan(c.rcvNxt) {
+	if c.state == TimeWait && f&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagSYN &&
+		(seg.Seq.GreaterThan(c.rcvNxt) || c.newerTimestamp(seg)) {
 		// RFC 9293 §3.10.7.4 fourth and RFC 1122 §4.2.2.13: a SYN above RCV.NXT may
-		// reopen a connection in TIME_WAIT.
+		// reopen a connection in TIME_WAIT; RFC 6191: so may one whose timestamp
+		// is newer than TS.Recent.
 		return Reopen
 	}
 	if c.state == SynReceived && f&(wire.FlagSYN|wire.FlagRST|wire.FlagACK) == wire.FlagSYN && seg.Seq == c.irs {
@@ -90,6 +92,15 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 		s.Seq, s.Flags = s.Seq.Add(1), s.Flags&^wire.FlagSYN
 		f = s.Flags
 		c.flags |= fAckNow
+	}
+
+	// RFC 7323 §5.3 R1 (PAWS): a segment whose timestamp is older than
+	// TS.Recent is an old duplicate: not acceptable. (A segment without the
+	// option is accepted, as Linux does; RFC 7323 §3.2 says it SHOULD be dropped.)
+	if c.flags&fTS != 0 && f&wire.FlagRST == 0 && seg.Opts.Has(wire.HasTimestamps) && int32(seg.Opts.TSVal-c.tsRecent) < 0 {
+		c.count(&c.cfg.Counters.DropPAWS)
+		c.oowAck()
+		return Dropped
 	}
 
 	// First: check the sequence number.
@@ -115,6 +126,9 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 		}
 	}
 	payload = c.trim(&s, payload, wnd)
+	if c.flags&fTS != 0 && seg.Opts.Has(wire.HasTimestamps) && seg.Seq.LessEq(c.lastAckSent) && int32(seg.Opts.TSVal-c.tsRecent) >= 0 {
+		c.tsRecent = seg.Opts.TSVal // RFC 7323 §4.3 (2)
+	}
 
 	// Second: check the RST bit (RFC 5961 §3.2 as RFC 9293 adopts it).
 	if f&wire.FlagRST != 0 {
@@ -199,6 +213,11 @@ func (c *Conn) trim(s *wire.Segment, payload []byte, wnd uint32) []byte {
 	}
 	s.Len = len(payload)
 	return payload
+}
+
+// newerTimestamp reports whether seg carries a timestamp newer than TS.Recent.
+func (c *Conn) newerTimestamp(seg *wire.Segment) bool {
+	return c.flags&fTS != 0 && seg.Opts.Has(wire.HasTimestamps) && int32(seg.Opts.TSVal-c.tsRecent) > 0
 }
 
 // challengeAck answers a suspicious RST or SYN with an ACK (RFC 5961 §3.2, §4.2).

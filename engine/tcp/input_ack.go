@@ -39,10 +39,10 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	}
 	c.takeSACK(s)
 	if c.state == SynReceived {
-		c.ackNewData(ack)
+		c.ackNewData(ack, s)
 		c.established()
 	} else if ack.GreaterThan(c.sndUna) {
-		c.ackNewData(ack)
+		c.ackNewData(ack, s)
 	} else if ack == c.sndUna && s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 &&
 		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna && c.sndWnd > 0 {
 		// RFC 5681 §2's definition of a duplicate acknowledgment. With a zero
@@ -104,8 +104,8 @@ func (c *Conn) sndBase() Seq {
 
 // ackNewData advances SND.UNA to ack, which acknowledges new data (or our SYN or
 // FIN): the data leaves the send buffer, an RTT is sampled, congestion control
-// and the retransmission timer are updated.
-func (c *Conn) ackNewData(ack Seq) {
+// and the retransmission timer are updated. s is the segment that carries ack.
+func (c *Conn) ackNewData(ack Seq, s *wire.Segment) {
 	acked := ack.Size(c.sndUna)
 	data := acked
 	if c.sndUna == c.iss {
@@ -128,10 +128,16 @@ func (c *Conn) ackNewData(ack Seq) {
 		c.highRxt = ack
 	}
 	c.pruneSACK()
-	// RFC 6298 §3: Karn's rule; only a segment sent once is timed. A backed-off
-	// RTO stays until such a sample (RFC 6298 §5, the note after (5.7); RFC 8961
-	// §4(4)): an ACK of retransmitted data says nothing about the path's RTT.
-	if c.flags&fRTTPending != 0 && ack.GreaterThan(c.rttSeq) {
+	// RFC 7323 §4.1: with timestamps, every ACK of new data gives a sample from
+	// the echoed TSval, retransmissions included. Without them, RFC 6298 §3:
+	// Karn's rule; only a segment sent once is timed. A backed-off RTO stays
+	// until a sample (RFC 6298 §5, the note after (5.7); RFC 8961 §4(4)).
+	if r := int32(c.tsNow() - s.Opts.TSEcr); c.flags&fTS != 0 && s.Opts.Has(wire.HasTimestamps) && s.Opts.TSEcr != 0 &&
+		r >= 0 && tcpip.Duration(r)*tcpip.Millisecond <= c.cfg.MaxRTO {
+		// (An echo from the future, or older than any RTO, is no sample.)
+		c.flags &^= fRTTPending
+		c.rttSample(tcpip.Duration(r) * tcpip.Millisecond)
+	} else if c.flags&fRTTPending != 0 && ack.GreaterThan(c.rttSeq) {
 		c.flags &^= fRTTPending
 		c.rttSample(c.now().Sub(c.rttStart))
 	}

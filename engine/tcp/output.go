@@ -78,6 +78,11 @@ func (c *Conn) outputSyn(b []byte, flags wire.Flags) int {
 	if c.cfg.SACK && (c.state == SynSent || c.flags&fSACK != 0) {
 		o.Present |= wire.HasSACKPermitted
 	}
+	if c.cfg.Timestamps && (c.state == SynSent || c.flags&fTS != 0) {
+		// RFC 7323 §3.2: TSecr of a SYN is zero; of a SYN-ACK, the peer's TSval.
+		o.Present |= wire.HasTimestamps
+		o.TSVal, o.TSEcr = c.tsNow(), c.tsRecent
+	}
 	var ack Seq
 	if flags&wire.FlagACK != 0 {
 		ack = c.rcvNxt
@@ -102,7 +107,7 @@ func (c *Conn) outputSyn(b []byte, flags wire.Flags) int {
 // outputAck sends a bare ACK with sequence number seq.
 func (c *Conn) outputAck(b []byte, seq Seq) int {
 	var o wire.Options
-	c.sackOptions(&o)
+	c.ackOptions(&o)
 	return c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, &o, 0, 0)
 }
 
@@ -127,7 +132,7 @@ func (c *Conn) outputData(b []byte) int {
 			off = 0
 		}
 		var o wire.Options
-		c.sackOptions(&o)
+		c.ackOptions(&o)
 		n = max(0, min(c.sndLen-off, int(c.mss)-o.Len()))
 		fin = shut && c.flags&fFinSent != 0 && off+n == c.sndLen
 		if n == 0 && !fin {
@@ -143,7 +148,7 @@ func (c *Conn) outputData(b []byte) int {
 	}
 
 	var o wire.Options
-	c.sackOptions(&o)
+	c.ackOptions(&o)
 	room := int(c.mss) - o.Len() // RFC 9293 §3.7.1: options come out of the MSS
 
 	if c.flags&(fInRecovery|fSACK) == fInRecovery|fSACK && c.pipe() < c.cwnd {
@@ -301,6 +306,7 @@ func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int 
 		c.outSum = wire.ChecksumCombine(c.outSum, c.snd.readSum(off, b[hl:hl+n]))
 	}
 	if h.Flags&wire.FlagACK != 0 {
+		c.lastAckSent = h.Ack
 		c.flags &^= fAckNow | fWindowUpdate
 		c.timers[timerDelAck] = 0
 		c.unackedSegs = 0
@@ -369,4 +375,15 @@ func (c *Conn) limitedTransmit(seq Seq) uint32 {
 		return 0
 	}
 	return uint32(c.dupAcks) * uint32(c.mss)
+}
+
+// ackOptions sets the options of a segment with ACK: the timestamps (RFC 7323
+// §3.2: on every segment once negotiated; TSecr is TS.Recent) and the SACK
+// blocks (RFC 2018).
+func (c *Conn) ackOptions(o *wire.Options) {
+	if c.flags&fTS != 0 {
+		o.Present |= wire.HasTimestamps
+		o.TSVal, o.TSEcr = c.tsNow(), c.tsRecent
+	}
+	c.sackOptions(o)
 }

@@ -44,7 +44,7 @@ func (c *Conn) inputSynSent(seg *wire.Segment, payload []byte) Verdict {
 		c.setState(SynReceived)
 		return Accepted
 	}
-	c.ackNewData(seg.Ack)
+	c.ackNewData(seg.Ack, seg)
 	c.established()
 	c.flags |= fAckNow
 	// "If there are other controls or text in the segment, then continue
@@ -69,6 +69,11 @@ func (c *Conn) takeSynOptions(seg *wire.Segment, offered bool) {
 	// data, tcpeng at 64.
 	c.mss = max(min(peer, c.ourMSS), minMSS)
 	c.setFlag(fSACK, c.cfg.SACK && seg.Opts.Has(wire.HasSACKPermitted))
+	// RFC 7323 §3.2: timestamps are used only if both SYNs carry them.
+	c.setFlag(fTS, c.cfg.Timestamps && seg.Opts.Has(wire.HasTimestamps))
+	if c.flags&fTS != 0 {
+		c.tsRecent = seg.Opts.TSVal
+	}
 	if offered && seg.Opts.Has(wire.HasWindowScale) {
 		c.flags |= fWindowScale
 		c.sndShift = seg.Opts.Shift()

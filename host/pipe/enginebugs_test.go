@@ -22,7 +22,8 @@ import (
 // (nothing in flight), no persist timer (the window is not zero), so the
 // connection hangs forever.
 func TestSenderSWSOverrideTimeout(t *testing.T) {
-	small := func(c *engine.Config) { c.SendBuffer, c.RecvBuffer = 8192, 4096 }
+	// Without timestamps, so that the segment sizes below are whole MSSs.
+	small := func(c *engine.Config) { c.SendBuffer, c.RecvBuffer, c.NoTimestamps = 8192, 4096, true }
 	data := randomBytes(20_000, 1)
 	var got []byte
 	a := &Endpoint{Dial: server, OnOpen: func(h *Host, s *Stream) {

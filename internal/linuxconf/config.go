@@ -51,7 +51,7 @@ type KernelConfig struct {
 // timers it has are set to its values. Script config lines override some of
 // them (see Configure).
 var baseSysctls = []Sysctl{
-	{"net/ipv4/tcp_timestamps", "0"},              // tcpeng sends no timestamps (RFC 7323 §3)
+	{"net/ipv4/tcp_timestamps", "0"},              // scripts run without timestamps unless "config timestamps on" (RFC 7323 §3)
 	{"net/ipv4/tcp_sack", "1"},                    // RFC 2018, on in tcpeng (Config.NoSACK false)
 	{"net/ipv4/tcp_dsack", "0"},                   // tcpeng sends no D-SACK blocks (RFC 2883)
 	{"net/ipv4/tcp_window_scaling", "1"},          // RFC 7323, on unless "config window-scale off"
@@ -199,6 +199,12 @@ func Configure(s *pktscript.Script) (KernelConfig, error) {
 				on = "0"
 			}
 			k.setSysctl("net/ipv4/tcp_window_scaling", on)
+		case "timestamps":
+			on := "0"
+			if v == "on" {
+				on = "1"
+			}
+			k.setSysctl("net/ipv4/tcp_timestamps", on)
 		case "delayed-ack":
 			if v == "off" {
 				// RTAX_QUICKACK: every segment is acknowledged at once, for good.

@@ -39,6 +39,7 @@ var configTable = map[string]configKey{
 	"syn-retries":        {'i', func(c *engine.Config, i int, _ time.Duration, _ bool) { c.SynRetries = i }, "SynRetries"},
 	"fin-wait2-timeout":  {'d', func(c *engine.Config, _ int, d time.Duration, _ bool) { c.FinWait2Timeout = engine.Duration(d) }, "FinWait2Timeout"},
 	"window-scale":       {'b', func(c *engine.Config, _ int, _ time.Duration, b bool) { c.NoWindowScale = !b }, "on|off (NoWindowScale)"},
+	"timestamps":         {'b', func(c *engine.Config, _ int, _ time.Duration, b bool) { c.NoTimestamps = !b }, "on|off (NoTimestamps); off unless a script turns it on"},
 	"max-out-of-order":   {'i', func(c *engine.Config, i int, _ time.Duration, _ bool) { c.MaxOutOfOrder = i }, "MaxOutOfOrder"},
 	"seed":               {'i', func(c *engine.Config, i int, _ time.Duration, _ bool) { c.Seed = uint64(i) }, "Seed"},
 }
@@ -101,7 +102,9 @@ func (s Setting) apply(c *engine.Config) error {
 // address, seed 1, state tracing on, and the config directives applied in order
 // over engine.Config's defaults.
 func (s *Script) EngineConfig() (engine.Config, error) {
-	c := engine.Config{Addrs: []netip.Addr{s.Local.Addr()}, Seed: 1, TraceStates: true}
+	// Timestamps (RFC 7323) are off unless the script turns them on: most
+	// scripts write their options without them.
+	c := engine.Config{Addrs: []netip.Addr{s.Local.Addr()}, Seed: 1, TraceStates: true, NoTimestamps: true}
 	for _, set := range s.Config {
 		if err := set.apply(&c); err != nil {
 			return c, &Error{Pos: set.Pos, Msg: err.Error()}

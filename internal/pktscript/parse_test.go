@@ -161,7 +161,7 @@ func TestParseErrors(t *testing.T) {
 		{"0.1", `t.pkt:1: nothing after the time: expected "<" (inject), ">" (expect), "event" or a socket call`},
 		{"0.1 listen\nconfig mtu 1000", `t.pkt:2: directive "config" after the first timed line: put local, remote, peer-isn and config lines at the top`},
 		{"config mtu big", `t.pkt:1: config mtu "big": expected a whole number from 0 to 1073741824`},
-		{"config color red", `t.pkt:1: unknown config key "color": expected one of backlog delayed-ack fin-wait2-timeout initial-rto keepalive-count keepalive-idle keepalive-interval max-conns max-out-of-order max-retries max-rto min-rto msl mtu rcvbuf seed sndbuf syn-retries window-scale`},
+		{"config color red", `t.pkt:1: unknown config key "color": expected one of backlog delayed-ack fin-wait2-timeout initial-rto keepalive-count keepalive-idle keepalive-interval max-conns max-out-of-order max-retries max-rto min-rto msl mtu rcvbuf seed sndbuf syn-retries timestamps window-scale`},
 		{"config msl 5", `t.pkt:1: config msl "5": expected a positive duration such as 200ms or 30s`},
 		{"local 10.0.0.1", `t.pkt:1: local "10.0.0.1": expected a unicast IPv4 address and a non-zero port, e.g. 192.0.2.2:40000`},
 		{"peer-isn -1", `t.pkt:1: peer-isn "-1": expected a number from 0 to 4294967295`},

@@ -45,6 +45,7 @@ type mpConfig struct {
 	InvalidAckInterval int64    `msgpack:"invalidAckInterval,omitempty"`
 	NoWindowScale      bool     `msgpack:"noWindowScale,omitempty"`
 	NoSACK             bool     `msgpack:"noSACK,omitempty"`
+	NoTimestamps       bool     `msgpack:"noTimestamps,omitempty"`
 	MaxOutOfOrder      int64    `msgpack:"maxOutOfOrder,omitempty"`
 	Forward            bool     `msgpack:"forward,omitempty"`
 	TraceStates        bool     `msgpack:"traceStates,omitempty"`
@@ -141,7 +142,7 @@ func toMPConfig(c *engine.Config) mpConfig {
 		MinRTO: int64(c.MinRTO), MaxRTO: int64(c.MaxRTO), DelayedAck: int64(c.DelayedAck),
 		KeepaliveIdle: int64(c.KeepaliveIdle), KeepaliveInterval: int64(c.KeepaliveInterval),
 		KeepaliveCount: int64(c.KeepaliveCount), MaxRetries: int64(c.MaxRetries), SynRetries: int64(c.SynRetries),
-		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
+		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, NoTimestamps: c.NoTimestamps, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
 		TraceStates: c.TraceStates, TrustLink: c.TrustLink, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
 	}
 	for _, a := range c.Addrs {

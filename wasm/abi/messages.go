@@ -38,6 +38,7 @@ const (
 	keyInvalidAck        = "invalidAckInterval"
 	keyNoWindowScale     = "noWindowScale"
 	keyNoSACK            = "noSACK"
+	keyNoTimestamps      = "noTimestamps"
 	keyMaxOutOfOrder     = "maxOutOfOrder"
 	keyForward           = "forward"
 	keyTraceStates       = "traceStates"
@@ -80,6 +81,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 		{keyInvalidAck, int64(c.InvalidAckInterval)},
 		{keyNoWindowScale, b2i(c.NoWindowScale)},
 		{keyNoSACK, b2i(c.NoSACK)},
+		{keyNoTimestamps, b2i(c.NoTimestamps)},
 		{keyMaxOutOfOrder, int64(c.MaxOutOfOrder)},
 		{keyForward, b2i(c.Forward)},
 		{keyTraceStates, b2i(c.TraceStates)},
@@ -239,6 +241,8 @@ func DecodeConfig(b []byte) (engine.Config, error) {
 			c.NoWindowScale = d.bool()
 		case keyNoSACK:
 			c.NoSACK = d.bool()
+		case keyNoTimestamps:
+			c.NoTimestamps = d.bool()
 		case keyMaxOutOfOrder:
 			c.MaxOutOfOrder = d.cint()
 		case keyForward:
