@@ -67,10 +67,12 @@ const codeClosed engine.Error = 0xff
 const noLocal = 0xff
 
 // connExt holds a connection's deadlines, in the driver's monotonic
-// nanoseconds (time since d.origin; 0 means none), and their timers.
+// nanoseconds (time since d.origin; 0 means none), and their timers, and the
+// state of push mode (OnRead).
 type connExt struct {
 	rdDL, wrDL int64
 	rdT, wrT   *time.Timer
+	push       *pushState
 	// local is the local address when it is not interned (noLocal: in forward
 	// mode every destination is a local address). adopt sets it before the
 	// application has the connection and it never changes, so LocalAddrPort
@@ -128,6 +130,12 @@ func (c *Conn) wake() {
 
 // readResult takes the engine's answer to an OpRead (d.mu held).
 func (c *Conn) readResult(r *engine.Result) {
+	if p := c.pushState(); p != nil {
+		if c.rdState == opInStep {
+			c.pushResult(p, r)
+		}
+		return
+	}
 	switch {
 	case c.rdState != opInStep:
 		return
@@ -217,6 +225,10 @@ func (c *Conn) blockErr(read bool) error {
 func (c *Conn) Read(p []byte) (int, error) {
 	d := c.d
 	d.mu.Lock()
+	if c.pushState() != nil {
+		d.mu.Unlock()
+		return 0, c.opError("read", errPushMode)
+	}
 	for c.rdState != opIdle { // another Read is under way
 		if err := c.blockErr(true); err != nil {
 			d.mu.Unlock()
@@ -237,8 +249,15 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	c.rdBuf, c.rdState = p, opPending
-	d.markDirty(c)
-	d.kick()
+	if c.flags&cfReadable != 0 {
+		// Run the engine here if no one else is: the read is done at once
+		// when the data is there. (Not readable: the engine's EventReadable
+		// brings the read to the engine.)
+		d.markDirty(c)
+		d.mu.Unlock()
+		d.poke(roleApp)
+		d.mu.Lock()
+	}
 	for c.rdState != opDone {
 		if c.rdState == opPending {
 			if err := c.blockErr(true); err != nil {
@@ -291,8 +310,12 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.wrBuf, c.wrState = p, opPending
-	d.markDirty(c)
-	d.kick()
+	if c.flags&cfWritable != 0 {
+		d.markDirty(c)
+		d.mu.Unlock()
+		d.poke(roleApp)
+		d.mu.Lock()
+	}
 	for c.wrState != opDone {
 		if c.wrState == opPending {
 			if err := c.blockErr(false); err != nil {
@@ -335,12 +358,15 @@ func (c *Conn) Close() error {
 			x.wrT.Stop()
 		}
 	}
-	if c.id != 0 {
+	engineHasIt := c.id != 0
+	if engineHasIt {
 		d.markDirty(c)
 	}
 	c.wake()
 	d.mu.Unlock()
-	d.kick()
+	if engineHasIt {
+		d.poke(roleApp)
+	}
 	return nil
 }
 
@@ -357,7 +383,7 @@ func (c *Conn) CloseWrite() error {
 	c.flags |= cfShutWr
 	d.markDirty(c)
 	d.mu.Unlock()
-	d.kick()
+	d.poke(roleApp)
 	return nil
 }
 
@@ -404,7 +430,7 @@ func (c *Conn) setOption(o engine.Option, on bool) error {
 	}
 	d.options = append(d.options, optReq{c: c, opt: o, value: v})
 	d.mu.Unlock()
-	d.kick()
+	d.poke(roleApp)
 	return nil
 }
 

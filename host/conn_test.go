@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -182,9 +184,21 @@ func TestWriteDeadline(t *testing.T) {
 	e := newEnv(t, nil)
 	client, _ := e.pair(t) // the server never reads
 	big := make([]byte, 8<<20)
-	client.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
-	n, err := client.Write(big)
-	mustTimeout(t, err, "write")
+	// Write under short deadlines until a whole deadline passes with no
+	// progress: the window is then closed for good, however slow the machine.
+	n := 0
+	for {
+		client.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+		m, err := client.Write(big)
+		mustTimeout(t, err, "write")
+		n += m
+		if m == 0 {
+			break
+		}
+		if n > 2<<20 {
+			t.Fatalf("write took %d bytes, more than the 2 MiB of buffer on both sides", n)
+		}
+	}
 	// The engine's send buffer (1 MiB) and the peer's receive buffer (1 MiB)
 	// take 2 MiB, less the tail under one MSS that the sender's silly window
 	// avoidance holds back (RFC 9293 §3.8.6.2.1); then the window is closed.
@@ -484,4 +498,136 @@ func TestDialTimedOut(t *testing.T) {
 		t.Fatalf("dial into the void: %v, want ETIMEDOUT and a timeout", err)
 	}
 	t.Log(err)
+}
+
+// Push mode (OnRead): the data comes to the function in order, a paused
+// connection gets nothing until ResumeRead, the end comes as io.EOF, and Read
+// works again after OnRead(nil, nil).
+func TestOnRead(t *testing.T) {
+	e := newEnv(t, nil)
+	client, server := e.pair(t)
+	type delivery struct {
+		data []byte
+		err  error
+	}
+	got := make(chan delivery, 1024)
+	var pause atomic.Bool
+	buf := make([]byte, 1000)
+	if err := server.OnRead(buf, func(data []byte, err error) bool {
+		got <- delivery{append([]byte(nil), data...), err}
+		return !pause.Load()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "push mode") {
+		t.Fatalf("Read in push mode: %v", err)
+	}
+	want := pattern(50000, 3)
+	if _, err := client.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for len(all) < len(want) {
+		d := <-got
+		if d.err != nil || len(d.data) == 0 || len(d.data) > len(buf) {
+			t.Fatalf("delivery of %d bytes, %v", len(d.data), d.err)
+		}
+		all = append(all, d.data...)
+	}
+	if !bytes.Equal(all, want) {
+		t.Fatal("data differs")
+	}
+
+	// Pause: one delivery, then nothing until ResumeRead.
+	pause.Store(true)
+	client.Write([]byte("one"))
+	if d := <-got; string(d.data) != "one" {
+		t.Fatalf("got %q", d.data)
+	}
+	client.Write([]byte("two"))
+	select {
+	case d := <-got:
+		t.Fatalf("delivery while paused: %q", d.data)
+	case <-time.After(50 * time.Millisecond):
+	}
+	pause.Store(false)
+	if err := server.ResumeRead(); err != nil {
+		t.Fatal(err)
+	}
+	if d := <-got; string(d.data) != "two" {
+		t.Fatalf("after ResumeRead: %q", d.data)
+	}
+
+	// Leave push mode while paused; Read works.
+	pause.Store(true)
+	client.Write([]byte("three"))
+	<-got
+	if err := server.OnRead(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte("four"))
+	b := make([]byte, 10)
+	n, err := server.Read(b)
+	if err != nil || string(b[:n]) != "four" {
+		t.Fatalf("Read after push mode: %q %v", b[:n], err)
+	}
+
+	// Back to push mode; the FIN comes as io.EOF, once.
+	pause.Store(false)
+	if err := server.OnRead(buf, func(data []byte, err error) bool {
+		got <- delivery{append([]byte(nil), data...), err}
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	client.Write([]byte("five"))
+	client.CloseWrite()
+	if d := <-got; string(d.data) != "five" {
+		t.Fatalf("got %q", d.data)
+	}
+	if d := <-got; d.err != io.EOF || len(d.data) != 0 {
+		t.Fatalf("end: %q %v", d.data, d.err)
+	}
+	select {
+	case d := <-got:
+		t.Fatalf("delivery after the end: %q %v", d.data, d.err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if err := server.ResumeRead(); err != io.EOF {
+		t.Fatalf("ResumeRead after the end: %v", err)
+	}
+}
+
+// Push mode reports a reset, and the driver's Close, to the function.
+func TestOnReadErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	client, server := e.pair(t)
+	errs := make(chan error, 4)
+	f := func(data []byte, err error) bool {
+		if err != nil {
+			errs <- err
+		}
+		return true
+	}
+	if err := server.OnRead(make([]byte, 100), f); err != nil {
+		t.Fatal(err)
+	}
+	client.SetLinger(0)
+	client.Close()
+	if err := <-errs; !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("reset: %v", err)
+	}
+
+	_, server = e.pair(t)
+	if err := server.OnRead(make([]byte, 100), f); err != nil {
+		t.Fatal(err)
+	}
+	// The driver's Close: net.ErrClosed.
+	e.b.Close()
+	if err := <-errs; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("driver closed: %v", err)
+	}
+	if err := server.ResumeRead(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("ResumeRead after Close: %v", err)
+	}
 }

@@ -54,7 +54,9 @@ func (d *Driver) DialTCP(ctx context.Context, addr netip.AddrPort) (*Conn, error
 	d.mu.Lock()
 	if !d.closing {
 		d.dials = append(d.dials, c)
-		d.kick()
+		d.mu.Unlock()
+		d.poke(roleApp)
+		d.mu.Lock()
 	}
 	for c.flags&cfDialing != 0 && !d.closing && ctx.Err() == nil {
 		c.wait()
@@ -73,9 +75,11 @@ func (d *Driver) DialTCP(ctx context.Context, addr netip.AddrPort) (*Conn, error
 		// Give the connection back: abort it if the engine has it, or keep the
 		// engine goroutine from dialing it.
 		c.flags |= cfClosed | cfAbort
-		if c.id != 0 {
+		if engineHasIt := c.id != 0; engineHasIt {
 			d.markDirty(c)
-			d.kick()
+			d.mu.Unlock()
+			d.poke(roleApp)
+			return nil, c.opError("dial", err)
 		}
 	}
 	d.mu.Unlock()

@@ -18,8 +18,8 @@ type Options struct {
 	// for large MTUs so that a batch's buffers stay near 256 KiB.
 	BatchFrames int
 	// Batches is how many read batches circulate between the link reader and the
-	// engine goroutine: while the engine steps with one, the reader fills the
-	// next. Default 2.
+	// goroutines that step the engine: while one batch is in a Step, the reader
+	// fills the next. Default 2.
 	Batches int
 	// Nagle leaves Nagle's algorithm on for new connections. Go's net package
 	// turns it off (TCP_NODELAY), and so does the Driver unless this is set.
@@ -33,6 +33,12 @@ type Stats struct {
 	FramesOut  uint64 // frames the engine produced, handed to Link.WriteBatch
 	Commands   uint64 // commands given to the engine
 	LinkErrors uint64 // errors of ReadBatch and WriteBatch, the link's close excepted
+	// InlineSteps counts the rounds of Steps run by the goroutine that brought
+	// the work (an application's call, or the link reader), not by the
+	// driver's engine goroutine; InlineWrites the batches written to the link
+	// by the goroutine that made them, not by the writer goroutine.
+	InlineSteps  uint64
+	InlineWrites uint64
 }
 
 // configer is implemented by *engine.Stack; the driver checks its MTU against
@@ -47,8 +53,8 @@ type Driver struct {
 	opts   Options
 	origin time.Time
 
-	// mu guards everything below up to the engine goroutine's own state, and every
-	// Conn's and Listener's fields that applications and the engine goroutine share.
+	// mu guards everything below up to the stepper's state, and every Conn's and
+	// Listener's fields that applications and the stepper share.
 	mu       sync.Mutex
 	closing  bool
 	conns    map[engine.ConnID]*Conn
@@ -63,20 +69,32 @@ type Driver struct {
 	locals   atomic.Pointer[[]netip.Addr] // local addresses, interned (see localIndex); copied on write
 	stats    Stats
 
-	// The engine goroutine's own state.
+	// want says the engine has work: commands, frames, a timer, Close. It is
+	// set after the work is recorded and cleared by the stepper when a round
+	// starts; stepping is the right to call the engine (see poke).
+	want     atomic.Bool
+	stepping atomic.Bool
+
+	// The stepper's own state: only the goroutine holding stepping touches it.
 	in       engine.Input
-	out      engine.Output
+	outs     [2]engine.Output // Step n fills outs[n&1] (the engine's frames of Step n live until Step n+2)
+	nsteps   uint64
 	owners   []owner // owners[i] issued in.Commands[i]
 	work     []*Conn // the dirty list being collected (swapped with dirty)
 	workLis  []*Listener
 	running  []*inspectReq
-	held     []*batch // read batches waiting for the next Step
+	held     []*batch // read batches taken for the next Step
+	pushed   []*Conn  // push mode reads done in the last Step, to deliver
 	deadline engine.Time
-	armed    engine.Time // the deadline the timer is set for
-	timer    *time.Timer
+	armed    engine.Time // what the timer is set for (Never: stopped, or fired)
+	finished bool        // finish ran: the stepper keeps stepping forever
+	inlineSt uint64
 
-	wake      chan struct{} // a token: an application added work
-	full      chan *batch   // read batches holding frames, to the engine goroutine
+	w wqueue // frames on their way to the link (writer.go)
+
+	timer     *time.Timer
+	wake      chan struct{} // a token: work was left for the engine goroutine
+	full      chan *batch   // read batches holding frames, from the reader
 	empty     chan *batch   // read batches to fill, to the reader
 	done      chan struct{} // closed when the driver starts closing
 	closeOnce sync.Once
@@ -121,10 +139,12 @@ type inspectReq struct {
 }
 
 // NewDriver starts a driver for e on link. The driver owns both from now on:
-// only its engine goroutine calls e, and Close closes link. o may be nil.
+// only the driver calls e, and Close closes link. o may be nil.
 //
 // The engine's MTU must not exceed the link's (a frame larger than the link's
-// MTU is dropped); NewDriver checks it when e is an *engine.Stack.
+// MTU is dropped); NewDriver checks it when e is an *engine.Stack. The driver
+// relies on engine.Output's promise that a Step's frames stay valid until the
+// second Step after it starts (it writes one batch while the next Step runs).
 func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 	if e == nil || link == nil {
 		return nil, errors.New("tcpeng/host: NewDriver needs an engine and a link")
@@ -165,6 +185,7 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 		done:     make(chan struct{}),
 	}
 	d.timer.Stop()
+	d.w.init(link)
 	for range opts.Batches {
 		b := &batch{bufs: make([][]byte, opts.BatchFrames), sizes: make([]int, opts.BatchFrames)}
 		slab := make([]byte, mtu*opts.BatchFrames)
@@ -173,17 +194,18 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 		}
 		d.empty <- b
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.run()
 	go d.readLoop()
+	go d.w.run(&d.wg)
 	return d, nil
 }
 
 // Close stops the driver: the connections still open are reset (one last Step
 // sends their RSTs; those closed but not yet passed on to the engine send
-// their FIN), the link is closed, every blocked call returns
-// net.ErrClosed, and both goroutines have exited when Close returns. Closing
-// twice returns net.ErrClosed.
+// their FIN), the frames already made are written, the link is closed, every
+// blocked call returns net.ErrClosed, and the driver's goroutines have exited
+// when Close returns. Closing twice returns net.ErrClosed.
 func (d *Driver) Close() error {
 	first := d.shutdown()
 	d.wg.Wait()
@@ -193,7 +215,8 @@ func (d *Driver) Close() error {
 	return nil
 }
 
-// shutdown starts closing; it reports whether this call did.
+// shutdown starts closing; it reports whether this call did. Whoever steps
+// next sees closing and runs finish.
 func (d *Driver) shutdown() bool {
 	first := false
 	d.closeOnce.Do(func() {
@@ -202,6 +225,7 @@ func (d *Driver) shutdown() bool {
 		d.closing = true
 		d.mu.Unlock()
 		close(d.done)
+		d.poke(roleEngine)
 	})
 	return first
 }
@@ -209,14 +233,17 @@ func (d *Driver) shutdown() bool {
 // Stats returns the driver's counters.
 func (d *Driver) Stats() Stats {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stats
+	st := d.stats
+	d.mu.Unlock()
+	st.LinkErrors += d.w.errors.Load()
+	st.InlineWrites = d.w.inline.Load()
+	return st
 }
 
-// Inspect runs f on the engine goroutine between two Steps and waits for it:
-// the way to read an engine's state (for example (*engine.Stack).Stats) while a
-// driver runs it. f must not call the Driver or block. It returns net.ErrClosed
-// if the driver closed before f could run.
+// Inspect runs f between two Steps, with the engine to itself, and waits for
+// it: the way to read an engine's state (for example (*engine.Stack).Stats)
+// while a driver runs it. f must not call the Driver or block. It returns
+// net.ErrClosed if the driver closed before f could run.
 func (d *Driver) Inspect(f func(engine.Engine)) error {
 	r := &inspectReq{f: f, done: make(chan struct{})}
 	d.mu.Lock()
@@ -226,23 +253,19 @@ func (d *Driver) Inspect(f func(engine.Engine)) error {
 	}
 	d.inspects = append(d.inspects, r)
 	d.mu.Unlock()
-	d.kick()
+	d.poke(roleApp)
 	<-r.done
 	return r.err
-}
-
-// kick wakes the engine goroutine.
-func (d *Driver) kick() {
-	select {
-	case d.wake <- struct{}{}:
-	default:
-	}
 }
 
 // now is the engine's clock: monotonic nanoseconds since the driver started.
 func (d *Driver) now() engine.Time { return engine.Time(time.Since(d.origin)) }
 
-// readLoop is the link reader: it fills empty batches and passes them on.
+// readLoop is the link reader. A batch that did not fill up (the link had no
+// more to give: light traffic) is stepped at once on this goroutine, so an
+// arriving frame reaches the engine, and the application waiting for it,
+// without a goroutine handoff; a full batch (bulk traffic) goes to the engine
+// goroutine, and the reader reads on while it steps.
 func (d *Driver) readLoop() {
 	defer d.wg.Done()
 	for {
@@ -256,6 +279,12 @@ func (d *Driver) readLoop() {
 		if n > 0 {
 			b.n = n
 			d.full <- b // never blocks: the channel holds every batch
+			if n < len(b.bufs) {
+				d.poke(roleReader)
+			} else {
+				d.want.Store(true)
+				d.kick()
+			}
 		} else {
 			d.empty <- b
 		}
@@ -279,106 +308,6 @@ func (d *Driver) readLoop() {
 			}
 		}
 	}
-}
-
-// run is the engine goroutine.
-func (d *Driver) run() {
-	defer d.wg.Done()
-	for {
-		d.mu.Lock()
-		if d.closing {
-			d.mu.Unlock()
-			d.finish()
-			return
-		}
-		d.collect()
-		d.mu.Unlock()
-		d.takeFrames()
-		now := d.now()
-		if len(d.in.Commands) == 0 && len(d.held) == 0 && len(d.running) == 0 && now < d.deadline {
-			d.sleep(now)
-			continue
-		}
-		d.step(now)
-	}
-}
-
-// takeFrames takes every batch the reader has filled, without waiting.
-func (d *Driver) takeFrames() {
-	for {
-		select {
-		case b := <-d.full:
-			d.held = append(d.held, b)
-		default:
-			return
-		}
-	}
-}
-
-// sleep waits for work: an application's command, frames, the engine's
-// deadline, or Close.
-func (d *Driver) sleep(now engine.Time) {
-	if d.deadline != d.armed {
-		if d.deadline == engine.Never {
-			d.timer.Stop()
-		} else {
-			d.timer.Reset(time.Duration(d.deadline - now))
-		}
-		d.armed = d.deadline
-	}
-	select {
-	case <-d.wake:
-	case b := <-d.full:
-		d.held = append(d.held, b)
-	case <-d.timer.C:
-		d.armed = engine.Never
-	case <-d.done:
-	}
-}
-
-// step gives the engine the frames held and the commands collected, writes
-// its frames to the link and dispatches its results and events.
-func (d *Driver) step(now engine.Time) {
-	d.in.Now = now
-	d.in.Frames = d.in.Frames[:0]
-	for _, b := range d.held {
-		for i := range b.n {
-			d.in.Frames = append(d.in.Frames, b.bufs[i][:b.sizes[i]])
-		}
-	}
-	d.eng.Step(&d.in, &d.out)
-	framesIn := len(d.in.Frames)
-	for i, b := range d.held {
-		b.n = 0
-		d.empty <- b // never blocks: the channel holds every batch
-		d.held[i] = nil
-	}
-	d.held = d.held[:0]
-	var linkErr bool
-	if len(d.out.Frames) > 0 {
-		linkErr = d.link.WriteBatch(d.out.Frames) != nil
-	}
-	d.deadline = d.out.Deadline
-	for i, r := range d.running {
-		r.f(d.eng)
-		close(r.done)
-		d.running[i] = nil
-	}
-	d.running = d.running[:0]
-
-	d.mu.Lock()
-	d.stats.Steps++
-	d.stats.FramesIn += uint64(framesIn)
-	d.stats.FramesOut += uint64(len(d.out.Frames))
-	d.stats.Commands += uint64(len(d.in.Commands))
-	if linkErr {
-		d.stats.LinkErrors++
-	}
-	d.dispatch()
-	d.mu.Unlock()
-	// Let go of the applications' buffers.
-	clear(d.in.Commands)
-	clear(d.owners)
 }
 
 // issue appends a command and its owner.
@@ -481,11 +410,14 @@ func (d *Driver) collectListener(l *Listener) {
 	}
 }
 
-// markDirty queues c for the next collect (d.mu held).
+// markDirty queues c for the next collect (d.mu held). The caller pokes the
+// engine after letting go of d.mu (the stepper, which calls it from dispatch,
+// sees want at the end of its round).
 func (d *Driver) markDirty(c *Conn) {
 	if c.flags&cfDirty == 0 {
 		c.flags |= cfDirty
 		d.dirty = append(d.dirty, c)
+		d.want.Store(true)
 	}
 }
 
@@ -493,15 +425,16 @@ func (d *Driver) markDirtyListener(l *Listener) {
 	if !l.dirty {
 		l.dirty = true
 		d.dirtyLis = append(d.dirtyLis, l)
+		d.want.Store(true)
 	}
 }
 
 // dispatch hands results and events to the connections and listeners (d.mu held).
 // Results come first: a Read that would block clears cfReadable, and an
 // EventReadable of the same Step sets it again.
-func (d *Driver) dispatch() {
-	for i := range d.out.Results {
-		r := &d.out.Results[i]
+func (d *Driver) dispatch(out *engine.Output) {
+	for i := range out.Results {
+		r := &out.Results[i]
 		o := d.owners[i]
 		switch o.kind {
 		case kListen:
@@ -516,7 +449,7 @@ func (d *Driver) dispatch() {
 			o.c.writeResult(r)
 		}
 	}
-	for _, ev := range d.out.Events {
+	for _, ev := range out.Events {
 		if c := d.conns[ev.Conn]; c != nil {
 			c.event(ev)
 		} else if l := d.lis[ev.Conn]; l != nil && ev.Kind == engine.EventAcceptable {
@@ -572,7 +505,7 @@ func (d *Driver) acceptResult(l *Listener, r *engine.Result) {
 		return
 	}
 	l.ready = append(l.ready, c)
-	l.cond.Broadcast()
+	l.cond.Signal() // one connection, one Accept
 }
 
 // adopt gives c its engine ID and addresses from the result of its dial or
@@ -589,6 +522,7 @@ func (d *Driver) adopt(c *Conn, r *engine.Result) {
 	}
 	if !d.opts.Nagle {
 		d.options = append(d.options, optReq{c: c, opt: engine.OptNoDelay, value: 1})
+		d.want.Store(true)
 	}
 }
 
@@ -620,58 +554,3 @@ const maxInterned = 16
 
 // local returns the address interned at index i.
 func (d *Driver) local(i uint8) netip.Addr { return (*d.locals.Load())[i] }
-
-// finish is the engine goroutine's last work: reset what is open, close the
-// link, wake everyone.
-func (d *Driver) finish() {
-	d.mu.Lock()
-	d.in.Commands = d.in.Commands[:0]
-	for id, c := range d.conns {
-		if c.flags&cfReleased == 0 {
-			// What the application closed closes as it asked; the rest is reset.
-			op := engine.OpAbort
-			if c.flags&(cfClosed|cfAbort) == cfClosed {
-				op = engine.OpClose
-			}
-			d.in.Commands = append(d.in.Commands, engine.Command{Op: op, Conn: id})
-			c.flags |= cfReleased
-		}
-	}
-	for id, l := range d.lis {
-		if !l.released {
-			d.in.Commands = append(d.in.Commands, engine.Command{Op: engine.OpClose, Conn: id})
-			l.released = true
-		}
-	}
-	d.mu.Unlock()
-	if len(d.in.Commands) > 0 {
-		d.in.Now = d.now()
-		d.in.Frames = d.in.Frames[:0]
-		d.eng.Step(&d.in, &d.out)
-		if len(d.out.Frames) > 0 {
-			_ = d.link.WriteBatch(d.out.Frames)
-		}
-	}
-	_ = d.link.Close()
-	d.timer.Stop()
-
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, c := range d.conns {
-		c.wake()
-	}
-	for _, c := range d.dials {
-		c.wake()
-	}
-	for _, l := range d.lis {
-		l.cond.Broadcast()
-	}
-	for _, l := range d.listens {
-		l.cond.Broadcast()
-	}
-	for _, r := range append(d.inspects, d.running...) {
-		r.err = net.ErrClosed
-		close(r.done)
-	}
-	d.inspects, d.running = nil, nil
-}

@@ -77,7 +77,9 @@ func (d *Driver) listen(addr netip.AddrPort) (*Listener, error) {
 	d.mu.Lock()
 	if !d.closing {
 		d.listens = append(d.listens, l)
-		d.kick()
+		d.mu.Unlock()
+		d.poke(roleApp)
+		d.mu.Lock()
 	}
 	for l.state == lsPending && !d.closing {
 		l.cond.Wait()
@@ -112,8 +114,14 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 	d.mu.Lock()
 	if len(l.ready) == 0 && !l.closed && !d.closing {
 		l.waiting++
-		d.markDirtyListener(l)
-		d.kick()
+		if l.acceptable {
+			// Accept here if no one is running the engine. (Not acceptable:
+			// the engine's EventAcceptable brings the Accept to the engine.)
+			d.markDirtyListener(l)
+			d.mu.Unlock()
+			d.poke(roleApp)
+			d.mu.Lock()
+		}
 		for len(l.ready) == 0 && !l.closed && !d.closing {
 			l.cond.Wait()
 		}
@@ -152,7 +160,7 @@ func (l *Listener) Close() error {
 	}
 	l.cond.Broadcast()
 	d.mu.Unlock()
-	d.kick()
+	d.poke(roleApp)
 	return nil
 }
 

@@ -279,8 +279,9 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	}()
 	cfg := tun.Config{
 		Name: o.tun, MTU: o.mtu, TxQueueLen: o.txqueuelen, Offload: o.offload,
-		Addrs:  []netip.Prefix{p.addr},
-		Routes: []tun.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: p.gateway}},
+		SkipChecksums: trustChecksums(o.pcap),
+		Addrs:         []netip.Prefix{p.addr},
+		Routes:        []tun.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: p.gateway}},
 	}
 	if o.netns != "" {
 		if !netns.Exists(o.netns) {
@@ -317,6 +318,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	}
 	eng, err := newEngine(o.engine, engine.Config{
 		Addrs: []netip.Addr{p.gateway}, MTU: s.dev.MTU(), Forward: true,
+		TrustLink: true, // the kernel wrote every frame (see trustChecksums)
 		// The engine's table also holds connections closing and in
 		// TIME_WAIT (2×MSL after each close the engine started).
 		MaxConns: min(max(engine.DefaultMaxConns, 2*o.maxConns+64), engine.MaxConnsLimit), Backlog: min(o.maxConns, 4096),

@@ -12,14 +12,17 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 type services struct {
-	mu   sync.Mutex
-	lns  []net.Listener
-	http []*http.Server
-	wg   sync.WaitGroup
+	mu     sync.Mutex
+	lns    []net.Listener
+	http   []*http.Server
+	idle   []chan func() // idle goroutines, waiting for work
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // start serves name on ln.
@@ -45,30 +48,86 @@ func (s *services) start(name string, ln net.Listener, root string) {
 		return
 	}
 	handle := map[string]func(net.Conn){"echo": echoConn, "discard": discardConn, "chargen": chargenConn}[name]
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.serve(ln, handle)
+}
+
+// serve accepts connections on ln and runs handle for each, on the goroutine
+// that accepted it: before handling, an accepting goroutine makes sure
+// another one waits in Accept (from the pool of idle goroutines, or a new
+// one). Reusing goroutines matters: a connection's Read and Write may run the
+// engine's Step on its goroutine, which needs a deep stack, and a fresh
+// goroutine's stack is copied as it grows.
+func (s *services) serve(ln net.Listener, handle func(net.Conn)) {
+	var waiting atomic.Int32
+	var loop func()
+	loop = func() {
 		for {
+			waiting.Add(1)
 			c, err := ln.Accept()
+			left := waiting.Add(-1)
 			if err != nil {
 				if isClosed(err) {
 					return
 				}
-				continue
+				if left == 0 {
+					continue
+				}
+				return
 			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				handle(c)
-			}()
+			if left == 0 {
+				s.run(loop)
+			}
+			handle(c)
+			if waiting.Load() > 0 {
+				return
+			}
+		}
+	}
+	s.run(loop)
+}
+
+// run runs f on an idle goroutine of the services, or a new one.
+func (s *services) run(f func()) {
+	s.mu.Lock()
+	if n := len(s.idle); n > 0 && !s.closed {
+		w := s.idle[n-1]
+		s.idle[n-1] = nil
+		s.idle = s.idle[:n-1]
+		s.mu.Unlock()
+		w <- f
+		return
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		w := make(chan func(), 1)
+		for f != nil {
+			f()
+			s.mu.Lock()
+			if s.closed || len(s.idle) >= maxIdle {
+				s.mu.Unlock()
+				return
+			}
+			s.idle = append(s.idle, w)
+			s.mu.Unlock()
+			f = <-w // nil once closed
 		}
 	}()
 }
+
+// maxIdle bounds the idle goroutines kept for new connections.
+const maxIdle = 64
 
 // close stops accepting; the connections end when the driver closes.
 func (s *services) close() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.closed = true
+	for _, w := range s.idle {
+		close(w)
+	}
+	s.idle = nil
 	for _, srv := range s.http {
 		srv.Close()
 	}

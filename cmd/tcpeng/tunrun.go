@@ -44,6 +44,16 @@ func engineMissing(kind string) string {
 	return fmt.Sprintf("--engine %q is not known: give one of %s", kind, engineNames())
 }
 
+// trustChecksums says whether the TUN device may leave out checksums (the
+// SkipChecksums of host/tun) for a run capturing to pcapFile. serve and
+// forward run the engine with engine.Config.TrustLink: every frame from a TUN
+// device was written by the local kernel, which never corrupts it, so the
+// engine does not verify checksums. The kernel hands its TCP packets over with
+// partial checksums (offloads on), which the device would complete only for a
+// verifier; it leaves them partial unless a capture is written, whose frames
+// must carry correct checksums (tshark checks them).
+func trustChecksums(pcapFile string) bool { return pcapFile == "" }
+
 // parsePrefix parses "10.7.0.2/24" (or a bare address, taken with /def) as
 // an IPv4 address with its prefix length.
 func parsePrefix(flag, s string, def int) (netip.Prefix, error) {

@@ -120,6 +120,8 @@ type Forwarder struct {
 	sem    chan struct{}
 	big    *BufferPool
 	wg     sync.WaitGroup
+	pool   *pool        // the relays' goroutines
+	accept atomic.Int32 // goroutines waiting in Accept
 
 	mu     sync.Mutex
 	closed bool
@@ -157,8 +159,15 @@ func Start(e engine.Engine, link host.Link, opts *host.Options, cfg Config) (*Fo
 		cfg.BigBuffers = DefaultBigBuffers
 	}
 	if cfg.Dial == nil {
+		// Keepalives find a destination that went away silently; a loopback
+		// peer cannot (its kernel is ours), and its connections skip the four
+		// system calls that set them up.
 		dialer := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 15 * time.Second}
+		local := &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: -1}
 		cfg.Dial = func(ctx context.Context, dst netip.AddrPort) (net.Conn, error) {
+			if dst.Addr().IsLoopback() {
+				return local.DialContext(ctx, "tcp", dst.String())
+			}
 			return dialer.DialContext(ctx, "tcp", dst.String())
 		}
 	}
@@ -182,10 +191,13 @@ func Start(e engine.Engine, link host.Link, opts *host.Options, cfg Config) (*Fo
 		big:  NewBufferPool(max(cfg.BigBuffers, 0), BigBuffer),
 		live: map[*splice]struct{}{},
 	}
-	f.wg.Add(1)
-	go f.acceptLoop()
+	f.pool = newPool(maxIdleWorkers, &f.wg)
+	f.pool.run(f.acceptLoop)
 	return f, nil
 }
+
+// maxIdleWorkers bounds the idle goroutines kept for new connections.
+const maxIdleWorkers = 64
 
 // Driver returns the driver the Forwarder runs the engine with.
 func (f *Forwarder) Driver() *host.Driver { return f.d }
@@ -260,21 +272,44 @@ func abortConn(c interface {
 	c.Close()
 }
 
+// acceptLoop takes connections from the namespace and relays each on the
+// goroutine that accepted it; before it starts relaying, it makes sure another
+// goroutine (from the pool) waits in Accept, so that the next connection is
+// taken at once. It runs on a pool goroutine, and goes back to the pool when it
+// finishes a connection and others are accepting.
 func (f *Forwarder) acceptLoop() {
-	defer f.wg.Done()
 	for {
+		f.accept.Add(1)
 		c, err := f.ln.AcceptTCP()
+		left := f.accept.Add(-1)
 		if err != nil {
 			return // closed (by Close, or the driver's end)
+		}
+		if left == 0 {
+			f.pool.run(f.acceptLoop)
 		}
 		f.accepted.Add(1)
 		if !f.acquire() {
 			f.logf("forward: %v -> %v: reset: %d connections are relayed already (MaxConns)", c.RemoteAddrPort(), c.LocalAddrPort(), f.cfg.MaxConns)
 			abortConn(c)
-			continue
+		} else {
+			f.outbound(c)
 		}
+		if f.accept.Load() > 0 {
+			return
+		}
+	}
+}
+
+// spawn runs g on a pool goroutine (on a goroutine of its own once the pool
+// is closed).
+func (f *Forwarder) spawn(g func()) {
+	if !f.pool.run(g) {
 		f.wg.Add(1)
-		go f.outbound(c)
+		go func() {
+			defer f.wg.Done()
+			g()
+		}()
 	}
 }
 
@@ -284,7 +319,6 @@ func (f *Forwarder) destination(c *host.Conn) netip.AddrPort { return c.LocalAdd
 
 // outbound relays a connection from the namespace to its destination.
 func (f *Forwarder) outbound(c *host.Conn) {
-	defer f.wg.Done()
 	defer f.release()
 	dst := f.destination(c)
 	target, err := f.cfg.Target(dst)
@@ -315,6 +349,7 @@ func (f *Forwarder) run(e *host.Conn, h net.Conn) {
 		hc = noHalf{h}
 	}
 	s := newSplice(e, hc, f.big)
+	s.spawn = f.spawn
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
@@ -392,8 +427,7 @@ func (f *Forwarder) portLoop(ln net.Listener, dst netip.AddrPort) {
 			resetNet(h)
 			continue
 		}
-		f.wg.Add(1)
-		go f.inbound(h, dst)
+		f.spawn(func() { f.inbound(h, dst) })
 	}
 }
 
@@ -407,7 +441,6 @@ func resetNet(h net.Conn) {
 
 // inbound relays a port-forwarded host connection into the namespace.
 func (f *Forwarder) inbound(h net.Conn, dst netip.AddrPort) {
-	defer f.wg.Done()
 	defer f.release()
 	ctx, cancel := context.WithTimeout(f.ctx, f.cfg.DialTimeout)
 	e, err := f.d.DialTCP(ctx, dst)
@@ -448,6 +481,7 @@ func (f *Forwarder) Close() error {
 	for _, s := range live {
 		s.abort()
 	}
+	f.pool.close()
 	f.wg.Wait()
 	f.d.Close()
 	return nil

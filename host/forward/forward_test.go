@@ -156,9 +156,7 @@ func TestRefused(t *testing.T) {
 	var logged atomic.Value
 	e := newEnv(t, func(c *Config) { c.Logf = func(f string, a ...any) { logged.Store(fmt.Sprintf(f, a...)) } })
 	port := freePort(t)
-	c := e.dial(t, netip.AddrPortFrom(gatewayIP, port))
-	_, err := c.Read(make([]byte, 1))
-	mustReset(t, err, "read")
+	mustReset(t, e.dialReset(t, netip.AddrPortFrom(gatewayIP, port)), "read")
 	st := e.quiet(t)
 	if st.Refused != 1 || st.Relayed != 0 {
 		t.Fatalf("stats %+v, want 1 refused", st)
@@ -179,9 +177,7 @@ func TestRejected(t *testing.T) {
 		}
 	})
 	for _, dst := range []string{"10.0.2.77:80", "10.0.2.3:53", "10.0.2.3:80"} {
-		c := e.dial(t, netip.MustParseAddrPort(dst))
-		_, err := c.Read(make([]byte, 1))
-		mustReset(t, err, dst)
+		mustReset(t, e.dialReset(t, netip.MustParseAddrPort(dst)), dst)
 	}
 	if st := e.quiet(t); st.Rejected != 3 || dials.Load() != 0 {
 		t.Fatalf("stats %+v, %d dials; want 3 rejected, no dial", st, dials.Load())
@@ -222,9 +218,7 @@ func TestMaxConns(t *testing.T) {
 			t.Fatalf("echo %q %v", b, err)
 		}
 	}
-	c3 := e.dial(t, dst)
-	_, err := c3.Read(make([]byte, 1))
-	mustReset(t, err, "third connection")
+	mustReset(t, e.dialReset(t, dst), "third connection")
 	if st := e.fwd.Stats(); st.Limited != 1 || st.Active != 2 {
 		t.Fatalf("stats %+v, want 1 limited, 2 active", st)
 	}

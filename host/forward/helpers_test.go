@@ -81,6 +81,24 @@ func (e *env) dial(t testing.TB, dst netip.AddrPort) *host.Conn {
 	return c
 }
 
+// dialReset dials dst, whose connection the Forwarder is to reset, and
+// returns the error that shows it: the first read's, or the dial's when the
+// reset came before the dialing goroutine saw the handshake done (as a
+// kernel's connect(2) reports a reset that beat it, RFC 9293 §3.10.7.3).
+func (e *env) dialReset(t testing.TB, dst netip.AddrPort) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := e.guest.DialTCP(ctx, dst)
+	if err != nil {
+		return err
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	_, err = c.Read(make([]byte, 1))
+	return err
+}
+
 // quiet waits until the Forwarder relays nothing.
 func (e *env) quiet(t testing.TB) Stats {
 	t.Helper()

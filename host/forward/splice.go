@@ -56,6 +56,8 @@ func Splice(a, b HalfConn, big *BufferPool) (ab, ba int64, reset bool) {
 // splice is one relayed connection: c[0] the namespace's side, c[1] the
 // host's. n[0] counts bytes from c[0] to c[1], n[1] the other way.
 type splice struct {
+	spawn   func(func()) // runs the second direction; nil: a goroutine of its own
+	push    *pusher      // the first direction in push mode, if it is
 	c       [2]HalfConn
 	n       [2]atomic.Int64
 	big     *BufferPool
@@ -70,16 +72,48 @@ func newSplice(a, b HalfConn, big *BufferPool) *splice {
 
 // run copies both ways and closes both sides.
 func (s *splice) run() {
+	// The engine's side to the host's in push mode when it can: the data is
+	// written to the host's socket by the goroutine that runs the engine, as
+	// soon as it arrives (see pusher); the host's side to the engine's on this
+	// goroutine.
+	if p := newPusher(s); p != nil {
+		s.push = p
+		if err := p.e.OnRead(p.buf[:], p.onData); err == nil {
+			s.copy(1, 0)
+			<-p.done
+			if !s.aborted.Load() {
+				s.c[0].Close()
+				s.c[1].Close()
+			}
+			return
+		}
+		s.push = nil
+		p.free()
+	}
 	done := make(chan struct{})
-	go func() {
+	back := func() {
 		defer close(done)
 		s.copy(1, 0)
-	}()
+	}
+	if s.spawn != nil {
+		s.spawn(back)
+	} else {
+		go back()
+	}
 	s.copy(0, 1)
 	<-done
 	if !s.aborted.Load() {
 		s.c[0].Close()
 		s.c[1].Close()
+	}
+}
+
+// spawnOrGo runs g on the splice's spawn function, or a goroutine.
+func (s *splice) spawnOrGo(g func()) {
+	if s.spawn != nil {
+		s.spawn(g)
+	} else {
+		go g()
 	}
 }
 
@@ -90,6 +124,10 @@ func (s *splice) abort() {
 		for _, c := range s.c {
 			c.SetLinger(0)
 			c.Close()
+		}
+		if s.push != nil {
+			// The engine's side is closed: push mode delivers nothing more.
+			s.push.finish(false)
 		}
 	})
 }

@@ -378,7 +378,7 @@ func BenchmarkSplit(b *testing.B) {
 	buf := make([]byte, 1500)
 	b.SetBytes(65000)
 	for b.Loop() {
-		g, err := prepareGSO(in[vnetHdrLen:], &h)
+		g, err := prepareGSO(in[vnetHdrLen:], &h, true)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -47,23 +47,23 @@ func (d *Device) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 // readOne reads one packet from the device. It returns 1 if the packet is in
 // buf, 0 if it was dropped or is a super-packet now pending, or errNothing if
 // block is false and no packet was there.
+//
+// With virtio-net headers the packet is read straight into buf (the header
+// into d.rhdr, what does not fit buf into the rest of d.rx), so a packet that
+// fits is not copied again; a super-packet is made contiguous in d.rx, to be
+// cut into the caller's buffers.
 func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
-	var n int
-	var serr error
-	var iov [2]unix.Iovec
-	op := func(fd uintptr) bool {
-		for {
-			if d.offload {
-				n, serr = unix.Read(int(fd), d.rx)
-			} else {
-				n, serr = readv(int(fd), iov[:], buf, d.overflow)
-			}
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN || !block
-			}
-		}
+	r := &d.rop
+	if d.offload {
+		r.set(d.rhdr[:], buf, d.rx[min(len(buf), len(d.rx)):])
+	} else {
+		r.set(buf, d.overflow, nil)
 	}
-	if err := d.rc.Read(op); err != nil {
+	r.block = block
+	err := d.rc.Read(r.fn)
+	n, serr := r.n, r.err
+	r.clear()
+	if err != nil {
 		return 0, d.closedErr(err)
 	}
 	switch {
@@ -84,34 +84,45 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 		*size = n
 		return 1, nil
 	}
-	h, err := parseVnetHdr(d.rx[:n])
+	h, err := parseVnetHdr(d.rhdr[:min(n, vnetHdrLen)])
 	if err != nil {
 		d.rxDropped.Add(1)
 		return 0, nil
 	}
-	pkt := d.rx[vnetHdrLen:n]
+	m := n - vnetHdrLen // the packet's length
 	if h.gsoType != vnetGSONone {
-		g, err := prepareGSO(pkt, &h)
+		// Cutting writes into buf: move the packet out of it first.
+		copy(d.rx, buf[:min(m, len(buf))])
+		g, err := prepareGSO(d.rx[:m], &h, !d.nosum)
 		if err != nil {
 			d.rxDropped.Add(1)
 			return 0, nil
 		}
+		g.nosum = d.nosum
 		d.pending = g
 		d.rxGSO.Add(1)
 		return 0, nil
 	}
-	if h.flags&vnetFlagNeedsCsum != 0 {
-		if err := completeChecksum(pkt, &h); err != nil {
-			d.rxDropped.Add(1)
-			return 0, nil
-		}
-		d.rxCsum.Add(1)
-	}
-	if len(pkt) > len(buf) || len(pkt) == 0 {
+	if m > len(buf) || m == 0 {
 		d.rxDropped.Add(1)
 		return 0, nil
 	}
-	*size = copy(buf, pkt)
+	if h.flags&vnetFlagNeedsCsum != 0 {
+		if d.nosum {
+			// Config.SkipChecksums: the reader does not look at it.
+			if int(h.csumStart)+int(h.csumOffset)+2 > m {
+				d.rxDropped.Add(1)
+				return 0, nil
+			}
+		} else {
+			if err := completeChecksum(buf[:m], &h); err != nil {
+				d.rxDropped.Add(1)
+				return 0, nil
+			}
+			d.rxCsum.Add(1)
+		}
+	}
+	*size = m
 	return 1, nil
 }
 
@@ -181,24 +192,18 @@ func (d *Device) WriteBatch(frames [][]byte) error {
 // write writes one packet given as slices. Errors about the packet are
 // counted; errors about the device are returned.
 func (d *Device) write(parts [][]byte) error {
-	var iovs [maxTrain + 4]unix.Iovec
-	iov := iovs[:0]
+	w := &d.wop
+	w.niov = 0
 	for _, p := range parts {
-		if len(p) > 0 {
-			v := unix.Iovec{Base: &p[0]}
-			v.SetLen(len(p))
-			iov = append(iov, v)
+		if len(p) > 0 && w.niov < len(w.iov) {
+			w.iov[w.niov] = unix.Iovec{Base: &p[0]}
+			w.iov[w.niov].SetLen(len(p))
+			w.niov++
 		}
 	}
-	var serr error
-	err := d.rc.Write(func(fd uintptr) bool {
-		for {
-			_, serr = writev(int(fd), iov)
-			if serr != unix.EINTR {
-				return serr != unix.EAGAIN
-			}
-		}
-	})
+	err := d.rc.Write(w.fn)
+	serr := w.err
+	clear(w.iov[:w.niov])
 	d.txWrites.Add(1)
 	if err != nil {
 		return d.closedErr(err)
@@ -213,29 +218,71 @@ func (d *Device) write(parts [][]byte) error {
 	return d.closedErr(serr)
 }
 
-func readv(fd int, iov []unix.Iovec, a, b []byte) (int, error) {
-	iov = iov[:0]
-	for _, p := range [2][]byte{a, b} {
-		if len(p) > 0 {
-			v := unix.Iovec{Base: &p[0]}
-			v.SetLen(len(p))
-			iov = append(iov, v)
-		}
-	}
-	n, _, e := unix.Syscall(unix.SYS_READV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	if e != 0 {
-		return 0, e
-	}
-	return int(n), nil
+// readOp is the state of one read system call, kept in the Device so that
+// a read allocates nothing (a closure handed to syscall.RawConn would escape).
+type readOp struct {
+	iov   [3]unix.Iovec
+	niov  int
+	block bool // wait for a packet (else EAGAIN is reported)
+	n     int
+	err   error
+	fn    func(fd uintptr) bool // r.do, bound once
 }
 
-func writev(fd int, iov []unix.Iovec) (int, error) {
-	if len(iov) == 0 {
-		return 0, nil
+// set points the read at up to three buffers, in order.
+func (r *readOp) set(a, b, c []byte) {
+	r.niov = 0
+	for _, p := range [3][]byte{a, b, c} {
+		if len(p) > 0 {
+			r.iov[r.niov] = unix.Iovec{Base: &p[0]}
+			r.iov[r.niov].SetLen(len(p))
+			r.niov++
+		}
 	}
-	n, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	if e != 0 {
-		return 0, e
+}
+
+// clear drops the references to the caller's buffers.
+func (r *readOp) clear() { r.iov = [3]unix.Iovec{} }
+
+// do is the syscall.RawConn.Read callback: readv(2) until it is not EINTR;
+// false (wait for the descriptor to be readable) on EAGAIN when blocking.
+func (r *readOp) do(fd uintptr) bool {
+	for {
+		r.n, r.err = 0, nil
+		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(r.niov))
+		if e != 0 {
+			r.err = e
+		} else {
+			r.n = int(n)
+		}
+		if e != unix.EINTR {
+			return e != unix.EAGAIN || !r.block
+		}
 	}
-	return int(n), nil
+}
+
+// writeOp is the state of one write system call (see readOp).
+type writeOp struct {
+	iov  [maxTrain + 4]unix.Iovec
+	niov int
+	err  error
+	fn   func(fd uintptr) bool // w.do, bound once
+}
+
+// do is the syscall.RawConn.Write callback: writev(2) until it is neither
+// EINTR nor EAGAIN (then it waits for the descriptor to be writable).
+func (w *writeOp) do(fd uintptr) bool {
+	for {
+		w.err = nil
+		if w.niov == 0 {
+			return true
+		}
+		_, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&w.iov[0])), uintptr(w.niov))
+		if e != 0 {
+			w.err = e
+		}
+		if e != unix.EINTR {
+			return e != unix.EAGAIN
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"testing"
@@ -184,6 +185,140 @@ func TestFakeCloseUnblocks(t *testing.T) {
 		}
 		if n, err := d.ReadBatch(bufs(1, 1500)); n != 0 || !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("ReadBatch after Close: %d %v", n, err)
+		}
+	}
+}
+
+// With SkipChecksums, ReadBatch cuts super-packets and passes partial
+// checksums on without summing anything: the frames are those of the default
+// mode but for the TCP checksum field (the IPv4 header checksum stays valid).
+// A packet with a full checksum comes through unchanged either way.
+func TestReadBatchSkipChecksums(t *testing.T) {
+	burst := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK | wire.FlagPSH, payload: pattern(3000, 1)}
+	small := seg{src: a4, dst: b4, seq: 3001, ack: 2, window: 3, id: 7, flags: wire.FlagACK, payload: pattern(10, 2)}
+	partial := small.super(1400)
+	partial[1] = vnetGSONone // not GSO: a plain packet with a partial checksum
+	full := small.super(1400)
+	full[0], full[1] = 0, vnetGSONone
+	copy(full[vnetHdrLen:], small.frame())
+	want, err := decodeFromDevice(burst.super(1400), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, small.frame(), small.frame())
+
+	d, k := fakeDevice(t, true)
+	d.nosum = true
+	kernelSend(t, k, burst.super(1400), partial, full)
+	b, sizes := bufs(8, 1500)
+	got := read(t, d, b, sizes)
+	if len(got) != len(want) {
+		t.Fatalf("%d frames, want %d", len(got), len(want))
+	}
+	for i := range got {
+		ip, err := wire.ParseIPv4(got[i])
+		if err != nil || !ip.ChecksumValid() {
+			t.Fatalf("frame %d: IPv4 header %v, checksum valid %v", i, err, err == nil && ip.ChecksumValid())
+		}
+		g, w := got[i], want[i]
+		if len(g) != len(w) {
+			t.Fatalf("frame %d: %d bytes, want %d", i, len(g), len(w))
+		}
+		// The TCP checksum field (bytes 36-37 behind a 20-byte IPv4 header) is
+		// all that may differ.
+		if !bytes.Equal(g[:36], w[:36]) || !bytes.Equal(g[38:], w[38:]) {
+			t.Fatalf("frame %d differs beyond the TCP checksum:\n got % x\nwant % x", i, g[:60], w[:60])
+		}
+	}
+	// The last frame carried a full checksum: untouched.
+	if !bytes.Equal(got[4], small.frame()) {
+		t.Fatalf("full-checksum frame changed")
+	}
+	// The partial one kept its pseudo-header sum.
+	if !bytes.Equal(got[3][36:38], partial[vnetHdrLen+36:vnetHdrLen+38]) {
+		t.Fatalf("partial checksum % x, want the pseudo-header sum % x", got[3][36:38], partial[vnetHdrLen+36:vnetHdrLen+38])
+	}
+	if st := d.Stats(); st.RxFrames != 5 || st.RxGSO != 1 || st.RxCsum != 0 || st.RxDropped != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// The default completes and computes: every frame checks.
+	d2, k2 := fakeDevice(t, true)
+	kernelSend(t, k2, burst.super(1400), partial, full)
+	got = read(t, d2, b, sizes)
+	equalFrames(t, got, want)
+	for _, f := range got {
+		checkValid(t, f)
+	}
+	if st := d2.Stats(); st.RxCsum != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// A super-packet small enough for the caller's buffer is read into it and cut
+// from a copy, so the segments do not overwrite the packet being cut.
+func TestReadBatchSmallSuperPacket(t *testing.T) {
+	burst := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK, payload: pattern(900, 3)}
+	want, err := decodeFromDevice(burst.super(300), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, k := fakeDevice(t, true)
+	kernelSend(t, k, burst.super(300))
+	b, sizes := bufs(4, 1500)
+	equalFrames(t, read(t, d, b, sizes), want)
+}
+
+// ReadBatch and WriteBatch allocate nothing: a super-packet written (joined
+// from 3 segments) and read back (cut again), and a plain packet each way.
+func TestDeviceIOAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector changes allocation counts")
+	}
+	for _, offload := range []bool{true, false} {
+		d, k := fakeDevice(t, offload)
+		var frames [][]byte
+		for i := range 3 {
+			frames = append(frames, seg{src: b4, dst: a4, seq: uint32(1 + i*1000), ack: 2, window: 3, id: uint16(i), flags: wire.FlagACK, payload: pattern(1000, byte(i))}.frame())
+		}
+		in := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK, payload: pattern(3000, 1)}
+		pkt := in.super(1400)
+		if !offload {
+			pkt = in.frame()
+		}
+		out := make([]byte, 1<<17)
+		b, sizes := bufs(4, 4000)
+		run := func() {
+			if err := d.WriteBatch(frames); err != nil {
+				t.Fatal(err)
+			}
+			for range len(frames) {
+				if _, err := unix.Read(k, out); err != nil {
+					t.Fatal(err)
+				}
+				if offload {
+					break // one super-packet
+				}
+			}
+			if _, err := unix.Write(k, pkt); err != nil {
+				t.Fatal(err)
+			}
+			for got := 0; got < 1; {
+				n, err := d.ReadBatch(b, sizes)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got += n
+			}
+			if d.pending.next < d.pending.segs {
+				d.ReadBatch(b, sizes)
+			}
+		}
+		for range 10 {
+			run()
+		}
+		if allocs := testing.AllocsPerRun(100, run); allocs != 0 {
+			t.Errorf("offload %v: %v allocations per write and read", offload, allocs)
 		}
 	}
 }

@@ -64,6 +64,19 @@ type Config struct {
 	// Offload turns on virtio-net headers and TCP segmentation offload in both
 	// directions (TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6).
 	Offload bool
+	// SkipChecksums (with Offload) leaves out the checksum work ReadBatch
+	// does only for a reader that verifies checksums. The kernel hands over
+	// the packets it sends through the device with partial checksums
+	// (VIRTIO_NET_HDR_F_NEEDS_CSUM: it wrote them and they never crossed a
+	// wire); ReadBatch normally completes them, and gives each segment it cuts
+	// from a super-packet a full TCP checksum. With SkipChecksums such packets
+	// keep the partial sum and cut segments get no TCP checksum (their IPv4
+	// header checksum is still set), so their TCP and UDP checksum fields are
+	// wrong. Set it only when the reader does not verify them (an engine with
+	// engine.Config.TrustLink) and nothing else looks at the frames: a packet
+	// capture (pcap) written from them would show every such checksum as bad.
+	// Packets that carry full checksums are passed on as they are either way.
+	SkipChecksums bool
 }
 
 // Route is a route through the device.
@@ -95,6 +108,7 @@ type Device struct {
 	index   int
 	mtu     int
 	offload bool
+	nosum   bool // Config.SkipChecksums
 	created bool
 
 	file *os.File
@@ -106,12 +120,15 @@ type Device struct {
 	undo      []func() error // in order of application; Close runs them backwards
 
 	rmu      sync.Mutex
-	rx       []byte    // vnet mode: one read, header and packet
-	overflow []byte    // plain mode: catches what does not fit the caller's buffer
-	pending  gsoPacket // a super-packet being cut; pending.next < pending.segs
+	rhdr     [vnetHdrLen]byte // vnet mode: the header of the packet read
+	rx       []byte           // vnet mode: a packet larger than the caller's buffer (a super-packet)
+	overflow []byte           // plain mode: catches what does not fit the caller's buffer
+	pending  gsoPacket        // a super-packet being cut; pending.next < pending.segs
+	rop      readOp
 
 	wmu  sync.Mutex
 	coal *coalescer
+	wop  writeOp
 
 	rxFrames, rxGSO, rxCsum, rxDropped               atomic.Uint64
 	txFrames, txWrites, txGSO, txCoalesced, txErrors atomic.Uint64
@@ -130,7 +147,7 @@ func Open(cfg Config) (*Device, error) {
 	if err := cfg.check(); err != nil {
 		return nil, err
 	}
-	d := &Device{name: cfg.Name, netns: cfg.Netns, offload: cfg.Offload}
+	d := &Device{name: cfg.Name, netns: cfg.Netns, offload: cfg.Offload, nosum: cfg.Offload && cfg.SkipChecksums}
 	var tunFd, nlFd = -1, -1
 	err := netns.Do(cfg.Netns, func() error {
 		var err error
@@ -348,6 +365,7 @@ func (d *Device) attach(tunFd int, cfg Config) error {
 // call (with a virtio-net header if d.offload), the device's descriptor, served
 // by the runtime poller, and allocates the buffers.
 func (d *Device) use(fd int) error {
+	d.rop.fn, d.wop.fn = d.rop.do, d.wop.do
 	if d.offload {
 		d.rx = make([]byte, maxRead)
 		d.coal = newCoalescer()
@@ -493,6 +511,10 @@ func (d *Device) MTU() int { return d.mtu }
 // Offload reports whether the device runs with virtio-net headers and
 // segmentation offload.
 func (d *Device) Offload() bool { return d.offload }
+
+// SkipsChecksums reports whether ReadBatch leaves partial checksums partial
+// (Config.SkipChecksums with Offload).
+func (d *Device) SkipsChecksums() bool { return d.nosum }
 
 // Stats returns the device's counters.
 func (d *Device) Stats() Stats {

@@ -117,12 +117,15 @@ type gsoPacket struct {
 	segs     int // segments in all
 	next     int // the next segment to produce
 	src, dst netip.Addr
+	nosum    bool // leave the segments' TCP checksums out (Config.SkipChecksums)
 }
 
 // prepareGSO validates a GSO packet and readies it for segmenting. It trusts
 // nothing of h but the GSO type and size: header lengths come from the packet
-// (Linux puts the linear length in hdr_len, not the header length).
-func prepareGSO(pkt []byte, h *vnetHdr) (gsoPacket, error) {
+// (Linux puts the linear length in hdr_len, not the header length). verify
+// checks a full checksum the packet carries (one that is neither partial nor
+// marked valid).
+func prepareGSO(pkt []byte, h *vnetHdr, verify bool) (gsoPacket, error) {
 	g := gsoPacket{size: int(h.gsoSize)}
 	switch h.gsoType &^ vnetGSOECN {
 	case vnetGSOTCPv4:
@@ -154,7 +157,7 @@ func prepareGSO(pkt []byte, h *vnetHdr) (gsoPacket, error) {
 		return g, errGSOPacket
 	}
 	g.hdrLen = g.ipHL + t.HeaderLen()
-	if h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) == 0 && !t.ChecksumValid(g.src, g.dst) {
+	if verify && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) == 0 && !t.ChecksumValid(g.src, g.dst) {
 		// A full checksum is there: check it before it is replaced by
 		// per-segment checksums that would hide the corruption.
 		return g, errBadChecksum
@@ -176,7 +179,8 @@ func (g *gsoPacket) segLen(i int) int {
 // short. Each segment gets the super-packet's headers with its own length,
 // IPv4 ID (the first ID plus i), sequence number (plus i*gso_size), flags (FIN
 // and PSH on the last segment only, CWR on the first only, as tcp_gso_segment
-// does) and full IP and TCP checksums (RFC 791, RFC 9293 §3.1).
+// does) and full IP and TCP checksums (RFC 791, RFC 9293 §3.1; the TCP
+// checksum is summed as the payload is copied, and left out with nosum).
 func (g *gsoPacket) segment(i int, dst []byte) int {
 	n := g.segLen(i)
 	if len(dst) < n {
@@ -184,7 +188,6 @@ func (g *gsoPacket) segment(i int, dst []byte) int {
 	}
 	off := i * g.size
 	copy(dst, g.pkt[:g.hdrLen])
-	copy(dst[g.hdrLen:n], g.pkt[g.hdrLen+off:])
 	if g.v6 {
 		binary.BigEndian.PutUint16(dst[4:], uint16(n-wire.IPv6HeaderLen))
 	} else {
@@ -201,14 +204,22 @@ func (g *gsoPacket) segment(i int, dst []byte) int {
 	if i > 0 {
 		tcp[13] &^= uint8(wire.FlagCWR)
 	}
-	wire.SetTCPChecksum(tcp, g.src, g.dst)
+	payload := g.pkt[g.hdrLen+off : g.hdrLen+off+n-g.hdrLen]
+	if g.nosum {
+		copy(dst[g.hdrLen:n], payload)
+		return n
+	}
+	tcp[16], tcp[17] = 0, 0
+	hsum := wire.Checksum(tcp[:g.hdrLen-g.ipHL], wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))
+	_, sum := wire.CopyChecksum(dst[g.hdrLen:n], payload, hsum)
+	binary.BigEndian.PutUint16(tcp[16:], ^sum)
 	return n
 }
 
 // splitGSO cuts a whole GSO packet into segments appended to out (for tests and
 // fuzzing; ReadBatch segments lazily into the caller's buffers).
 func splitGSO(pkt []byte, h *vnetHdr, out [][]byte) ([][]byte, error) {
-	g, err := prepareGSO(pkt, h)
+	g, err := prepareGSO(pkt, h, true)
 	if err != nil {
 		return out, err
 	}

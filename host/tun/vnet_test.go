@@ -170,7 +170,7 @@ func TestSegmentBufferTooSmall(t *testing.T) {
 	s := seg{src: a4, dst: b4, flags: wire.FlagACK, payload: pattern(3000, 0)}
 	in := s.super(1400)
 	h, _ := parseVnetHdr(in)
-	g, err := prepareGSO(in[vnetHdrLen:], &h)
+	g, err := prepareGSO(in[vnetHdrLen:], &h, true)
 	if err != nil {
 		t.Fatal(err)
 	}

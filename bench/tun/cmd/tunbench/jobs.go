@@ -19,15 +19,16 @@ type serveSetup struct {
 	kind    string // tcpeng, gvisor
 	mtu     int
 	offload bool
+	bin     string // tcpeng: the binary (empty: -tcpeng's)
 }
 
 var serveSetups = []serveSetup{
-	{"tcpeng-1500-offload", "tcpeng", 1500, true},
-	{"tcpeng-1500", "tcpeng", 1500, false},
-	{"gvisor-1500", "gvisor", 1500, false},
-	{"tcpeng-65000", "tcpeng", 65000, false},
-	{"tcpeng-65000-offload", "tcpeng", 65000, true},
-	{"gvisor-65000", "gvisor", 65000, false},
+	{name: "tcpeng-1500-offload", kind: "tcpeng", mtu: 1500, offload: true},
+	{name: "tcpeng-1500", kind: "tcpeng", mtu: 1500, offload: false},
+	{name: "gvisor-1500", kind: "gvisor", mtu: 1500, offload: false},
+	{name: "tcpeng-65000", kind: "tcpeng", mtu: 65000, offload: false},
+	{name: "tcpeng-65000-offload", kind: "tcpeng", mtu: 65000, offload: true},
+	{name: "gvisor-65000", kind: "gvisor", mtu: 65000, offload: false},
 }
 
 // Serve workloads, in the order of the table.
@@ -38,14 +39,15 @@ type forwardSetup struct {
 	name string
 	kind string // tcpeng, pasta, slirp4netns
 	mtu  int    // 0: the tool's default
+	bin  string // tcpeng: the binary (empty: -tcpeng's)
 }
 
 var forwardSetups = []forwardSetup{
-	{"tcpeng-65520", "tcpeng", 65520},
-	{"tcpeng-1500", "tcpeng", 1500},
-	{"pasta", "pasta", 0},
-	{"slirp4netns-65520", "slirp4netns", 65520},
-	{"slirp4netns-1500", "slirp4netns", 1500},
+	{name: "tcpeng-65520", kind: "tcpeng", mtu: 65520},
+	{name: "tcpeng-1500", kind: "tcpeng", mtu: 1500},
+	{name: "pasta", kind: "pasta", mtu: 0},
+	{name: "slirp4netns-65520", kind: "slirp4netns", mtu: 65520},
+	{name: "slirp4netns-1500", kind: "slirp4netns", mtu: 1500},
 }
 
 var forwardWorkloads = []string{"upload", "download", "upload-x4", "download-x4", "conn-close", "conn-echo-close", "rtt-64B"}
@@ -69,7 +71,69 @@ func startServe(s serveSetup, ns, profile string) (*proc, error) {
 	if profile != "" {
 		args = append(args, "--cpuprofile", profile)
 	}
-	return start(opt.tcpeng, args, func(out string) bool { return strings.Contains(out, "stop with SIGINT") })
+	return start(tcpengBin(s.bin), args, func(out string) bool { return strings.Contains(out, "stop with SIGINT") })
+}
+
+// tcpengBin returns the tcpeng binary of a setup.
+func tcpengBin(bin string) string {
+	if bin != "" {
+		return bin
+	}
+	return opt.tcpeng
+}
+
+// selected reports whether name passes a comma-separated filter (empty: all).
+func selected(filter, name string) bool {
+	if filter == "" {
+		return true
+	}
+	for _, f := range strings.Split(filter, ",") {
+		if strings.TrimSpace(f) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// chooseSetups applies -setups and -workloads, and adds a "base-" column
+// after each tcpeng column when -base names a baseline binary.
+func chooseSetups() {
+	var ss []serveSetup
+	for _, s := range serveSetups {
+		if selected(opt.setups, s.name) {
+			ss = append(ss, s)
+			if s.kind == "tcpeng" && opt.base != "" {
+				b := s
+				b.name, b.bin = "base-"+s.name, opt.base
+				ss = append(ss, b)
+			}
+		}
+	}
+	serveSetups = ss
+	var fs []forwardSetup
+	for _, s := range forwardSetups {
+		if selected(opt.setups, s.name) {
+			fs = append(fs, s)
+			if s.kind == "tcpeng" && opt.base != "" {
+				b := s
+				b.name, b.bin = "base-"+s.name, opt.base
+				fs = append(fs, b)
+			}
+		}
+	}
+	forwardSetups = fs
+	var sw, fw []string
+	for _, w := range serveWorkloads {
+		if selected(opt.workloads, w) {
+			sw = append(sw, w)
+		}
+	}
+	for _, w := range forwardWorkloads {
+		if selected(opt.workloads, w) {
+			fw = append(fw, w)
+		}
+	}
+	serveWorkloads, forwardWorkloads = sw, fw
 }
 
 // serveWorkload runs one workload against the stack at 10.7.0.2 from ns.
@@ -144,7 +208,7 @@ func startForward(s forwardSetup, ns, profile string) (*proc, string, error) {
 		if profile != "" {
 			args = append(args, "--cpuprofile", profile)
 		}
-		p, err = start(opt.tcpeng, args, func(out string) bool { return strings.Contains(out, "stop with SIGINT") })
+		p, err = start(tcpengBin(s.bin), args, func(out string) bool { return strings.Contains(out, "stop with SIGINT") })
 	case "pasta":
 		// As root pasta needs --runas 0 (it drops to nobody otherwise) and
 		// --config-net to configure the namespace's interface itself.
@@ -185,6 +249,15 @@ func (b *bench) forwardWorkload(ns, gw, w string) (*clientResult, error) {
 		}
 		t0 := time.Now()
 		bps, err := iperf(ns, gw, b.iperfPort, extra...)
+		if err != nil && strings.Contains(err.Error(), "unable to connect to server") {
+			// iperf3 -s closes its listening socket after each test and opens
+			// it again: a client that comes in between is refused (a stack that
+			// completes the namespace's handshake before it connects to the host
+			// shows it as a reset). Once more, a moment later.
+			time.Sleep(300 * time.Millisecond)
+			t0 = time.Now()
+			bps, err = iperf(ns, gw, b.iperfPort, extra...)
+		}
 		if err != nil {
 			return nil, err
 		}

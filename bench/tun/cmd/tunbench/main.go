@@ -58,6 +58,9 @@ type options struct {
 	profile   string
 	quick     bool
 	tcpeng    string
+	base      string
+	setups    string
+	workloads string
 }
 
 var opt options
@@ -73,10 +76,14 @@ func benchMain() int {
 	flag.StringVar(&opt.profile, "profile", "", "instead of measuring, write CPU profiles of tcpeng (one per workload) and their pprof -top to this directory")
 	flag.BoolVar(&opt.quick, "quick", false, "small sizes, one run: a smoke test")
 	flag.StringVar(&opt.tcpeng, "tcpeng", "", "the tcpeng binary (default: built from ../cmd/tcpeng)")
+	flag.StringVar(&opt.base, "base", "", "a baseline tcpeng binary: each tcpeng column gets a base-NAME column run with it, interleaved, and a ratio row")
+	flag.StringVar(&opt.setups, "setups", "", "comma-separated columns to run (default: all), e.g. tcpeng-1500-offload,gvisor-1500")
+	flag.StringVar(&opt.workloads, "workloads", "", "comma-separated workloads to run (default: all), e.g. rtt-64B,conn-echo-close")
 	flag.Parse()
 	if opt.quick {
 		opt.runs, opt.bytes, opt.conns, opt.rtts, opt.iperfTime = 1, 64<<20, 200, 2000, 1
 	}
+	chooseSetups()
 	if err := preflight(); err != nil {
 		fmt.Fprintf(os.Stderr, "tunbench: %v\n", err)
 		return 1

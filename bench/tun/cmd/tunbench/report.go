@@ -42,6 +42,16 @@ func (b *bench) stats(job, setup, w string) (stat, bool) {
 	return s, true
 }
 
+// has reports whether setup has a result in job.
+func (b *bench) has(job, setup string) bool {
+	for _, r := range b.results {
+		if r.Job == job && r.Setup == setup && r.Error == "" {
+			return true
+		}
+	}
+	return false
+}
+
 func median(v []float64) float64 {
 	n := len(v)
 	if n%2 == 1 {
@@ -102,6 +112,9 @@ func (b *bench) ratios(sb *strings.Builder, job string, pairs [][2]string, works
 	fmt.Fprintf(sb, "| ratio | %s |\n", strings.Join(works, " | "))
 	fmt.Fprintf(sb, "|---|%s\n", strings.Repeat("---|", len(works)))
 	for _, p := range pairs {
+		if !b.has(job, p[0]) || !b.has(job, p[1]) {
+			continue
+		}
 		row := []string{p[0] + " / " + p[1]}
 		for _, w := range works {
 			x, ok1 := b.stats(job, p[0], w)
@@ -138,18 +151,30 @@ func (b *bench) markdown() string {
 		fmt.Fprintf(&sb, "\n### serve (kernel clients in the namespace → the stack at 10.7.0.2)\n\n")
 		b.table(&sb, "serve", names(len(serveSetups), func(i int) string { return serveSetups[i].name }), serveWorkloads)
 		fmt.Fprintf(&sb, "\n")
-		b.ratios(&sb, "serve", [][2]string{
+		pairs := [][2]string{
 			{"tcpeng-1500-offload", "gvisor-1500"}, {"tcpeng-1500", "gvisor-1500"},
 			{"tcpeng-65000", "gvisor-65000"}, {"tcpeng-65000-offload", "gvisor-65000"},
-		}, serveWorkloads)
+		}
+		for _, s := range serveSetups {
+			if s.bin != "" {
+				pairs = append(pairs, [2]string{strings.TrimPrefix(s.name, "base-"), s.name})
+			}
+		}
+		b.ratios(&sb, "serve", pairs, serveWorkloads)
 	}
 	if opt.only != "serve" {
 		fmt.Fprintf(&sb, "\n### forward (clients in the namespace → servers on the host's 127.0.0.1 through the gateway)\n\n")
 		b.table(&sb, "forward", names(len(forwardSetups), func(i int) string { return forwardSetups[i].name }), forwardWorkloads)
 		fmt.Fprintf(&sb, "\n")
-		b.ratios(&sb, "forward", [][2]string{
+		pairs := [][2]string{
 			{"tcpeng-65520", "pasta"}, {"tcpeng-65520", "slirp4netns-65520"}, {"tcpeng-1500", "slirp4netns-1500"},
-		}, forwardWorkloads)
+		}
+		for _, s := range forwardSetups {
+			if s.bin != "" {
+				pairs = append(pairs, [2]string{strings.TrimPrefix(s.name, "base-"), s.name})
+			}
+		}
+		b.ratios(&sb, "forward", pairs, forwardWorkloads)
 	}
 	if len(b.failures) > 0 {
 		fmt.Fprintf(&sb, "\nFailed:\n\n")
