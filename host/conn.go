@@ -17,8 +17,9 @@ import (
 // served one at a time, and so are Writes.
 //
 // A Conn starts no goroutine and holds no buffer: Read and Write hand the
-// caller's slice to the engine goroutine, which copies straight between it and
-// the engine's connection buffers. An idle Conn is 128 bytes of heap (plus its
+// caller's slice to the engine (in a Step that the call itself or another
+// goroutine runs), which copies straight between it and the engine's
+// connection buffers. An idle Conn is 128 bytes of heap (plus its
 // entry in the driver's table): the state of a blocked call (a waiter) and of
 // deadlines (connExt) is attached only while used.
 type Conn struct {
@@ -55,8 +56,8 @@ const (
 // The states of a Read or a Write.
 const (
 	opIdle    uint8 = iota
-	opPending       // waiting for the engine goroutine (and for the connection to be readable/writable)
-	opInStep        // in the Step under way: the buffer belongs to the engine goroutine
+	opPending       // waiting for a Step (and for the connection to be readable/writable)
+	opInStep        // in the Step under way: the buffer belongs to the stepper
 	opDone          // finished: the buffer and the code hold the result
 )
 

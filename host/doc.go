@@ -23,21 +23,31 @@
 //
 // # Goroutines
 //
-// A Driver runs two goroutines and no more, however many connections it
-// carries: the engine goroutine, which alone calls the engine (engines are
-// single-threaded), and the link reader, which blocks in Link.ReadBatch.
-// Frames read from the link and the commands of applications (Read, Write,
-// Dial, Accept, Close, ...) accumulate while the engine goroutine is busy and
-// go into the engine together, in one Step. Applications block on a
+// A Driver runs three goroutines, however many connections it carries: the
+// link reader, which blocks in Link.ReadBatch; the writer, which hands large
+// batches of frames to Link.WriteBatch while the engine goes on; and the
+// engine goroutine, which runs timers and the work others leave to it.
+// Engines are single-threaded, so one goroutine at a time holds the right to
+// call Step, and it is usually not the engine goroutine: an application's
+// Read, Write, Dial, Accept or Close, or the link reader with a few frames,
+// runs the Step itself when nobody else is, with everything that accumulated
+// meanwhile (frames, other connections' commands) in the same batch, and
+// writes the resulting frames to the link itself when they are few. Whoever
+// finds the engine busy records its work and leaves it to the goroutine
+// running it. So a request and its answer cost no goroutine switch in the
+// driver. A goroutine brought in by an application runs at most a few rounds
+// for others before the engine goroutine takes over. Applications block on a
 // per-connection sync.Cond; a Read or Write that cannot complete at once stays
-// with the engine goroutine, which retries it when the engine says the
-// connection became readable or writable, and wakes the caller only when it is
-// done. Close stops both goroutines.
+// with the driver, which retries it when the engine says the connection
+// became readable or writable, and wakes the caller only when it is done.
+// Conn.OnRead hands data to a function right after the Step that read it,
+// without waking a goroutine at all (host/forward relays with it). Close stops
+// all three goroutines.
 //
 // # Copies of a payload byte
 //
 // A byte written on a Conn of one Driver and read on a Conn of another, the two
-// joined by memlink, is copied six times:
+// joined by memlink, is copied five times:
 //
 //  1. Write → the engine's send buffer (tcp.Conn.Write). TCP must keep every
 //     byte until the peer acknowledges it, and Write returns the caller's buffer
@@ -45,13 +55,13 @@
 //     caller's slice itself: the driver adds no copy of its own.
 //  2. send buffer → outgoing frame (PollFrame). A frame is one contiguous IP
 //     packet with its headers in front of the payload; the engine assembles it
-//     in its output arena (and sums the checksum over it, a read, not a copy).
+//     in its output arena, summing the checksum in the same pass as the copy.
 //  3. frame → link (memlink.WriteBatch). The engine's frames are valid only
-//     until the next Step, so the link must copy them; on a TUN device this is
-//     the kernel's copy in write(2).
-//  4. link → the driver's read batch (memlink.ReadBatch); on a TUN device the
-//     kernel's copy in read(2). The driver gives the batch's buffers to Step
-//     as they are.
+//     until the second Step after, so the link must copy them; on a TUN device
+//     this is the kernel's copy in write(2).
+//  4. (none) link → the driver's read batch: memlink.ReadBatch exchanges the
+//     queue's buffer with the batch's (host.Link allows it) instead of copying.
+//     On a TUN device this is the kernel's copy in read(2).
 //  5. incoming frame → the engine's receive buffer (HandleFrame). The batch
 //     buffer is reused for the next read, and segments may arrive out of
 //     order, so the payload moves into the connection's reassembly ring.
@@ -59,9 +69,9 @@
 //     The command carries the caller's slice: no intermediate buffer.
 //
 // Copies 1, 2, 5 and 6 are the engine's and are what any socket API over a
-// packet interface needs (a kernel makes the same four). Copies 3 and 4 belong to
-// the link; a kernel TUN device makes them too. The driver itself copies no
-// payload byte.
+// packet interface needs (a kernel makes the same four). Copy 3 belongs to the
+// link; a kernel TUN device makes 3 and 4. The driver itself copies no payload
+// byte.
 //
 // # Allocation
 //
