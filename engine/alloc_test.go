@@ -104,20 +104,26 @@ func TestSteadyStateAllocs(t *testing.T) {
 
 func BenchmarkBulkStep(b *testing.B) {
 	for _, mtu := range []int{1500, 65535} {
-		b.Run("mtu"+itoa(mtu), func(b *testing.B) {
-			p := newStepPair(b, func(c *Config) { c.MTU = mtu })
-			p.connect(b)
-			chunk := make([]byte, 64<<10)
-			for p.received < 8<<20 {
-				p.pump(chunk)
+		for _, ts := range []bool{true, false} {
+			name := "mtu" + itoa(mtu)
+			if !ts {
+				name += "-nots"
 			}
-			b.ReportAllocs()
-			start := p.received
-			b.ResetTimer()
-			for b.Loop() {
-				p.pump(chunk)
-			}
-			b.SetBytes(int64(p.received-start) / int64(b.N))
-		})
+			b.Run(name, func(b *testing.B) {
+				p := newStepPair(b, func(c *Config) { c.MTU, c.NoTimestamps = mtu, !ts })
+				p.connect(b)
+				chunk := make([]byte, 64<<10)
+				for p.received < 8<<20 {
+					p.pump(chunk)
+				}
+				b.ReportAllocs()
+				start := p.received
+				b.ResetTimer()
+				for b.Loop() {
+					p.pump(chunk)
+				}
+				b.SetBytes(int64(p.received-start) / int64(b.N))
+			})
+		}
 	}
 }

@@ -74,7 +74,7 @@ func (c *Conn) receive(seq Seq, payload []byte) {
 	}
 	// RFC 9293 §3.8.6.3 and RFC 5681 §4.2: acknowledge at least every second
 	// full-sized segment, and any other data within the delayed-ACK time.
-	if n >= int(c.mss) {
+	if n >= c.fullSegment() {
 		c.unackedSegs++
 	}
 	if c.unackedSegs >= 2 || c.cfg.DelayedAck <= 0 {
@@ -83,6 +83,22 @@ func (c *Conn) receive(seq Seq, payload []byte) {
 		c.arm(timerDelAck, c.cfg.DelayedAck)
 	}
 }
+
+// fullSegment is the payload of a full-sized segment from the peer: the MSS
+// less the options every segment of the connection carries, the timestamps
+// option (10 bytes, padded to 12) once negotiated (RFC 9293 §3.7.1: options
+// come out of the MSS; RFC 7323 §3.2). Counting only segments of the whole MSS
+// as full would leave every ACK of a timestamped bulk transfer to the
+// delayed-ACK timer.
+func (c *Conn) fullSegment() int {
+	if c.flags&fTS != 0 {
+		return int(c.mss) - tsOptionSpace
+	}
+	return int(c.mss)
+}
+
+// tsOptionSpace is the room the timestamps option takes in a segment.
+const tsOptionSpace = 12
 
 // maxDupAcksOwed bounds the duplicate ACKs one batch of input can make us send.
 const maxDupAcksOwed = 16
