@@ -227,9 +227,12 @@ func (p *Pair) IdleMem(count int) (workload.Metrics, error) {
 	remote := netip.AddrPortFrom(ServerAddr, workload.PortIdle)
 	connected := 0
 	acceptable := false
-	// Both stacks have stepped once (the output arena exists) before the
+	// Both stacks have stepped twice (both output buffers exist) before the
 	// baseline: what is measured is the cost of the connections alone.
-	p.step(0)
+	for range 2 {
+		p.step(0)
+		p.step(1)
+	}
 	h0, s0, g0 := workload.Memory()
 	p.start()
 	for connected < count || len(sids) < count {

@@ -249,13 +249,21 @@ func ConnRate(n Net, total, clients int) (Metrics, error) {
 
 // IdleMem is W3: count established connections, both ends in the process,
 // idle; it measures HeapInuse+StackInuse (after GC) and goroutines before and
-// after, per connection pair.
+// after, per connection pair. One connection made and kept before the first
+// measurement warms both stacks up, so that what each stack allocates once (an
+// output buffer, a table's first size) is not counted as the connections'.
 func IdleMem(n Net, count int) (Metrics, error) {
 	ln, err := n.Listen(PortIdle)
 	if err != nil {
 		return nil, fmt.Errorf("W3 listen: %w", err)
 	}
 	defer ln.Close()
+	wc, ws, err := connect(n, ln, PortIdle)
+	if err != nil {
+		return nil, fmt.Errorf("W3 warm-up %w", err)
+	}
+	defer wc.Close()
+	defer ws.Close()
 	cs := make([]net.Conn, count)
 	ss := make([]net.Conn, count)
 	defer func() {
