@@ -166,6 +166,57 @@ func (p *pair) pingPong(tb testing.TB, s, c engine.ConnID, msg, buf []byte) {
 	}
 }
 
+// lifecycle is one W2 connection: side 1 dials side 0's listener lis and
+// writes one byte, side 0 accepts, reads it and closes (TIME_WAIT on side 0),
+// side 1 reads the end of the stream and closes.
+func (p *pair) lifecycle(tb testing.TB, lis engine.ConnID, buf []byte) {
+	cr, _ := p.step(1, &engine.Command{Op: engine.OpDial, Addr: netip.AddrPortFrom(addrA, 5002)})
+	if cr.Err != engine.OK {
+		tb.Fatalf("dial: %v", cr.Err)
+	}
+	c := cr.Conn
+	var s engine.ConnID
+	for rounds := 0; s == 0; rounds++ {
+		if rounds > 1000 {
+			tb.Fatal("W2: no connection")
+		}
+		r, m0 := p.step(0, &engine.Command{Op: engine.OpAccept, Conn: lis})
+		if r.Err == engine.OK {
+			s = r.Conn
+			break
+		}
+		_, m1 := p.step(1, nil)
+		p.idle(m0 || m1)
+	}
+	p.step(1, &engine.Command{Op: engine.OpWrite, Conn: c, Data: buf[:1]})
+	for rounds := 0; ; rounds++ {
+		r, m0 := p.step(0, &engine.Command{Op: engine.OpRead, Conn: s, Data: buf})
+		if r.N == 1 {
+			break
+		}
+		if rounds > 1000 {
+			tb.Fatal("W2: the byte did not arrive")
+		}
+		_, m1 := p.step(1, nil)
+		p.idle(m0 || m1)
+	}
+	p.step(0, &engine.Command{Op: engine.OpClose, Conn: s})
+	for rounds := 0; ; rounds++ {
+		r, m1 := p.step(1, &engine.Command{Op: engine.OpRead, Conn: c, Data: buf})
+		if r.Err == engine.ErrEOF {
+			break
+		}
+		if rounds > 1000 {
+			tb.Fatalf("W2: no end of stream (%v)", r.Err)
+		}
+		_, m0 := p.step(0, nil)
+		p.idle(m0 || m1)
+	}
+	p.step(1, &engine.Command{Op: engine.OpClose, Conn: c})
+	p.step(0, nil) // the last ACK
+	p.step(1, nil)
+}
+
 var benchKinds = []kind{bothNative, bothWasm, {"wasm", "native"}, {"native", "wasm"}}
 
 const mib = 1 << 20
@@ -305,6 +356,17 @@ func TestW5(t *testing.T) {
 		{"W1 bulk", "MB/s", func(p *pair, s, c engine.ConnID) float64 {
 			p.bulk(t, s, c, data, buf, 64*mib)
 			return 64 * mib / 1e6
+		}},
+		{"W2 connrate", "k connections/s", func(p *pair, s, c engine.ConnID) float64 {
+			lr, _ := p.step(0, &engine.Command{Op: engine.OpListen, Addr: netip.AddrPortFrom(addrA, 5002)})
+			if lr.Err != engine.OK {
+				t.Fatalf("W2 listen: %v", lr.Err)
+			}
+			for range 2000 {
+				p.lifecycle(t, lr.Conn, buf)
+			}
+			p.step(0, &engine.Command{Op: engine.OpClose, Conn: lr.Conn})
+			return 2
 		}},
 		{"W4 ping-pong", "k round trips/s", func(p *pair, s, c engine.ConnID) float64 {
 			for range 10000 {
