@@ -109,7 +109,14 @@ func (w *wqueue) drain() {
 // for the writer goroutine to wake.
 func (w *wqueue) waitFree(p int) {
 	w.mu.Lock()
-	for w.busy[p] {
+	w.writeWhile(func() bool { return w.busy[p] })
+	w.mu.Unlock()
+}
+
+// writeWhile writes queued batches itself while cond holds and nobody else
+// is writing, and waits for the goroutine writing otherwise (w.mu held).
+func (w *wqueue) writeWhile(cond func() bool) {
+	for cond() {
 		if !w.writing {
 			w.drain()
 			continue
@@ -118,7 +125,6 @@ func (w *wqueue) waitFree(p int) {
 		w.scond.Wait()
 		w.waiters--
 	}
-	w.mu.Unlock()
 }
 
 // run is the writer goroutine.
@@ -144,15 +150,7 @@ func (w *wqueue) run(wg *sync.WaitGroup) {
 // writer goroutine. Nothing may be put after it.
 func (w *wqueue) close() {
 	w.mu.Lock()
-	for w.qn > 0 || w.writing {
-		if !w.writing {
-			w.drain()
-			continue
-		}
-		w.waiters++
-		w.scond.Wait()
-		w.waiters--
-	}
+	w.writeWhile(func() bool { return w.qn > 0 || w.writing })
 	w.closed = true
 	w.wcond.Broadcast()
 	w.mu.Unlock()

@@ -95,33 +95,32 @@ func selected(filter, name string) bool {
 	return false
 }
 
+// chooseColumns keeps the setups that -setups selects, each tcpeng one
+// followed by its "base-" twin when -base is given; fields gives a setup's
+// name, binary and kind.
+func chooseColumns[S any](setups []S, fields func(*S) (name, bin *string, kind string)) []S {
+	var out []S
+	for _, s := range setups {
+		name, _, kind := fields(&s)
+		if !selected(opt.setups, *name) {
+			continue
+		}
+		out = append(out, s)
+		if kind == "tcpeng" && opt.base != "" {
+			b := s
+			bname, bbin, _ := fields(&b)
+			*bname, *bbin = "base-"+*name, opt.base
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // chooseSetups applies -setups and -workloads, and adds a "base-" column
 // after each tcpeng column when -base names a baseline binary.
 func chooseSetups() {
-	var ss []serveSetup
-	for _, s := range serveSetups {
-		if selected(opt.setups, s.name) {
-			ss = append(ss, s)
-			if s.kind == "tcpeng" && opt.base != "" {
-				b := s
-				b.name, b.bin = "base-"+s.name, opt.base
-				ss = append(ss, b)
-			}
-		}
-	}
-	serveSetups = ss
-	var fs []forwardSetup
-	for _, s := range forwardSetups {
-		if selected(opt.setups, s.name) {
-			fs = append(fs, s)
-			if s.kind == "tcpeng" && opt.base != "" {
-				b := s
-				b.name, b.bin = "base-"+s.name, opt.base
-				fs = append(fs, b)
-			}
-		}
-	}
-	forwardSetups = fs
+	serveSetups = chooseColumns(serveSetups, func(s *serveSetup) (*string, *string, string) { return &s.name, &s.bin, s.kind })
+	forwardSetups = chooseColumns(forwardSetups, func(s *forwardSetup) (*string, *string, string) { return &s.name, &s.bin, s.kind })
 	var sw, fw []string
 	for _, w := range serveWorkloads {
 		if selected(opt.workloads, w) {
