@@ -113,24 +113,21 @@ func appendBin(b, p []byte) []byte {
 	return append(appendBinHeader(b, len(p)), p...)
 }
 
-func appendArray(b []byte, n int) []byte {
-	switch {
-	case n < 16:
-		return append(b, 0x90|byte(n))
-	case n <= 0xffff:
-		return append(b, mpArray16, byte(n>>8), byte(n))
-	}
-	return append(b, mpArray32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
+func appendArray(b []byte, n int) []byte { return appendHeader(b, n, 0x90, mpArray16, mpArray32) }
 
-func appendMap(b []byte, n int) []byte {
+func appendMap(b []byte, n int) []byte { return appendHeader(b, n, 0x80, mpMap16, mpMap32) }
+
+// appendHeader writes the header of an array or a map of n elements: fix is
+// the high nibble of its fix form, c16 and c32 the bytes of its 16- and 32-bit
+// forms (decoder.header reads it).
+func appendHeader(b []byte, n int, fix, c16, c32 byte) []byte {
 	switch {
 	case n < 16:
-		return append(b, 0x80|byte(n))
+		return append(b, fix|byte(n))
 	case n <= 0xffff:
-		return append(b, mpMap16, byte(n>>8), byte(n))
+		return append(b, c16, byte(n>>8), byte(n))
 	}
-	return append(b, mpMap32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	return append(b, c32, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 func appendStr(b []byte, s string) []byte {
@@ -449,29 +446,7 @@ func (d *decoder) array() int {
 }
 
 func (d *decoder) arraySlow() int {
-	if d.i >= len(d.b) {
-		d.failType("an array")
-		return 0
-	}
-	c := d.b[d.i]
-	var n int
-	switch {
-	case c >= 0x90 && c <= 0x9f:
-		d.i++
-		n = int(c & 0x0f)
-	case c == mpArray16:
-		d.i++
-		n = int(d.be(2))
-	case c == mpArray32:
-		d.i++
-		n = int(d.be(4))
-	case c == mpNil:
-		d.i++
-		return 0
-	default:
-		d.failType("an array")
-		return 0
-	}
+	n := d.header(0x90, mpArray16, mpArray32, "an array")
 	if n > len(d.b)-d.i {
 		d.fail("an array of " + itoa(n) + " elements is longer than the " + itoa(len(d.b)-d.i) + " bytes left")
 		return 0
@@ -482,34 +457,40 @@ func (d *decoder) arraySlow() int {
 // mapLen reads a map header and returns its number of pairs; nil reads as an
 // empty map.
 func (d *decoder) mapLen() int {
-	if d.i >= len(d.b) {
-		d.failType("a map")
-		return 0
-	}
-	c := d.b[d.i]
-	var n int
-	switch {
-	case c >= 0x80 && c <= 0x8f:
-		d.i++
-		n = int(c & 0x0f)
-	case c == mpMap16:
-		d.i++
-		n = int(d.be(2))
-	case c == mpMap32:
-		d.i++
-		n = int(d.be(4))
-	case c == mpNil:
-		d.i++
-		return 0
-	default:
-		d.failType("a map")
-		return 0
-	}
+	n := d.header(0x80, mpMap16, mpMap32, "a map")
 	if n > (len(d.b)-d.i)/2 {
 		d.fail("a map of " + itoa(n) + " pairs is longer than the " + itoa(len(d.b)-d.i) + " bytes left")
 		return 0
 	}
 	return n
+}
+
+// header reads the header of an array or a map and returns its length: fix
+// is the high nibble of its fix form (0x90 arrays, 0x80 maps), c16 and c32 the
+// bytes of its 16- and 32-bit forms. nil reads as empty; anything else fails
+// as not being what, and reads as 0.
+func (d *decoder) header(fix, c16, c32 byte, what string) int {
+	if d.i >= len(d.b) {
+		d.failType(what)
+		return 0
+	}
+	c := d.b[d.i]
+	switch {
+	case c&0xf0 == fix:
+		d.i++
+		return int(c & 0x0f)
+	case c == c16:
+		d.i++
+		return int(d.be(2))
+	case c == c32:
+		d.i++
+		return int(d.be(4))
+	case c == mpNil:
+		d.i++
+		return 0
+	}
+	d.failType(what)
+	return 0
 }
 
 // skipN skips n values (extra fields a newer minor version appended).
