@@ -22,6 +22,7 @@ import (
 	"fmt"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/internal/app"
 )
 
 // Side names one end of a pipe.
@@ -381,44 +382,10 @@ func (p *Pipe) send(s Side, f []byte) {
 	}
 }
 
-// App scripts one side of a pipe. The pipe calls Start once, before the first
-// Step; after each Step of the side it calls Result for each command the Step
-// ran (in order), then Event for each event. Commands issued through the Host
-// run at the side's next Step, at the same virtual instant. Within one Step the
-// engine handles arriving frames before commands.
-type App interface {
-	Start(h *Host)
-	// Result answers a command the App issued. c points into the pipe's memory
-	// and is valid only during the call; c.Data is the App's own slice (for
-	// OpRead, filled with Result.N bytes).
-	Result(h *Host, c *engine.Command, r engine.Result)
-	Event(h *Host, ev engine.Event)
-}
+// App scripts one side of a pipe (see app.App: Start, then Result for each
+// command a Step ran, then Event for each event). Within one Step the engine
+// handles arriving frames before commands.
+type App = app.App[*Host]
 
 // Funcs adapts functions to an App; nil fields do nothing.
-type Funcs struct {
-	OnStart  func(h *Host)
-	OnResult func(h *Host, c *engine.Command, r engine.Result)
-	OnEvent  func(h *Host, ev engine.Event)
-}
-
-// Start calls OnStart.
-func (f Funcs) Start(h *Host) {
-	if f.OnStart != nil {
-		f.OnStart(h)
-	}
-}
-
-// Result calls OnResult.
-func (f Funcs) Result(h *Host, c *engine.Command, r engine.Result) {
-	if f.OnResult != nil {
-		f.OnResult(h, c, r)
-	}
-}
-
-// Event calls OnEvent.
-func (f Funcs) Event(h *Host, ev engine.Event) {
-	if f.OnEvent != nil {
-		f.OnEvent(h, ev)
-	}
-}
+type Funcs = app.Funcs[*Host]

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/internal/app"
 )
 
 // Host is one engine of a network with its App and links. An App issues
@@ -105,42 +106,9 @@ func (h *Host) due(now engine.Time) bool {
 	return false
 }
 
-// App scripts one host. The network calls Start once, before the first Step;
-// after each Step of the host it calls Result for each command the Step ran
-// (in order), then Event for each event. Commands issued through the Host run
-// at the host's next Step, at the same virtual instant.
-type App interface {
-	Start(h *Host)
-	// Result answers a command the App issued. c is valid only during the
-	// call; c.Data is the App's own slice (for OpRead, filled with r.N bytes).
-	Result(h *Host, c *engine.Command, r engine.Result)
-	Event(h *Host, ev engine.Event)
-}
+// App scripts one host of the network (see app.App: Start, then Result for
+// each command a Step ran, then Event for each event).
+type App = app.App[*Host]
 
 // Funcs adapts functions to an App; nil fields do nothing.
-type Funcs struct {
-	OnStart  func(h *Host)
-	OnResult func(h *Host, c *engine.Command, r engine.Result)
-	OnEvent  func(h *Host, ev engine.Event)
-}
-
-// Start calls OnStart.
-func (f Funcs) Start(h *Host) {
-	if f.OnStart != nil {
-		f.OnStart(h)
-	}
-}
-
-// Result calls OnResult.
-func (f Funcs) Result(h *Host, c *engine.Command, r engine.Result) {
-	if f.OnResult != nil {
-		f.OnResult(h, c, r)
-	}
-}
-
-// Event calls OnEvent.
-func (f Funcs) Event(h *Host, ev engine.Event) {
-	if f.OnEvent != nil {
-		f.OnEvent(h, ev)
-	}
-}
+type Funcs = app.Funcs[*Host]
