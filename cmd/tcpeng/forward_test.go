@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/host/netns"
+	"github.com/tcpeng/tcpeng/internal/testkit"
 )
 
 var (
@@ -76,39 +77,10 @@ func startForwardNS(t *testing.T, ns string, args ...string) (*forwardSession, f
 // handle until the test ends.
 func hostServer(t *testing.T, addr string, handle func(c *net.TCPConn)) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", addr+":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return testkit.Server(t, addr, 60*time.Second, handle)
 }
 
-func echoHandler(c *net.TCPConn) {
-	io.Copy(c, c)
-	c.CloseWrite()
-}
+var echoHandler = testkit.Echo
 
 // dialNS connects from inside ns.
 func dialNS(t *testing.T, ns, addr string) net.Conn {

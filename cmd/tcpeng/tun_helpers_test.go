@@ -18,12 +18,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tcpeng/tcpeng/host/netns"
+	"github.com/tcpeng/tcpeng/internal/testkit"
 )
 
 // The test binary runs the command line itself when TCPENG_TEST_MAIN is set
@@ -36,15 +36,7 @@ func init() {
 
 // needKernel skips a test that needs a TUN device and root where there is
 // none.
-func needKernel(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("skipped: /dev/net/tun is missing (%v): this machine has no TUN driver", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: TUN and namespace tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
-	}
-}
+func needKernel(t *testing.T) { t.Helper(); testkit.NeedKernel(t) }
 
 // needTool skips when a tool the test drives is missing, naming the package.
 func needTool(t *testing.T, tool, pkg string) {
@@ -54,40 +46,16 @@ func needTool(t *testing.T, tool, pkg string) {
 	}
 }
 
-var nsSeq atomic.Int32
-
 const nsPrefix = "tcpeng-cmd-"
 
 // newNS creates a network namespace for the test, with lo up, and deletes it
 // at cleanup.
-func newNS(t *testing.T) string {
-	t.Helper()
-	needKernel(t)
-	name := fmt.Sprintf("%s%d-%d", nsPrefix, os.Getpid(), nsSeq.Add(1))
-	if err := netns.Add(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Delete(name); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	mustRun(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
+func newNS(t *testing.T) string { t.Helper(); return testkit.NewNS(t, nsPrefix) }
 
 // mustRun runs a command and returns its standard output; failure fails the test.
 func mustRun(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, msg)
-	}
-	return string(out)
+	return testkit.Run(t, name, args...)
 }
 
 // links returns the names of the devices of a namespace ("" for the host's).

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
 	"github.com/tcpeng/tcpeng/host/memlink"
+	"github.com/tcpeng/tcpeng/internal/testkit"
 )
 
 var (
@@ -118,40 +118,11 @@ func (e *env) quiet(t testing.TB) Stats {
 // server is a loopback listener whose connections go to handle.
 func server(t testing.TB, handle func(c *net.TCPConn)) netip.AddrPort {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
-	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	return netip.MustParseAddrPort(ln.Addr().String())
+	return testkit.Server(t, "127.0.0.1", 30*time.Second, handle)
 }
 
 // echo sends back what it reads and passes the half-close on.
-func echo(c *net.TCPConn) {
-	io.Copy(c, c)
-	c.CloseWrite()
-}
+var echo = testkit.Echo
 
 // freePort returns a loopback port nothing listens on.
 func freePort(t testing.TB) uint16 {

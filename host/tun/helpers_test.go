@@ -6,10 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tcpeng/tcpeng/host/netns"
+	"github.com/tcpeng/tcpeng/internal/testkit"
 )
 
 // Link is a copy of host.Link (the driver's interface), checked here so the two
@@ -23,49 +23,16 @@ type Link interface {
 
 var _ Link = (*Device)(nil)
 
-// needKernel skips a test that needs a real TUN device where there is none, and
-// fails it where the test cannot be root (the project's tests run as root).
-func needKernel(t *testing.T) {
-	t.Helper()
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("skipped: /dev/net/tun is missing (%v): this machine has no TUN driver", err)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipped: TUN and namespace tests need root (CAP_NET_ADMIN, CAP_SYS_ADMIN)")
-	}
-}
-
-var nsSeq atomic.Int32
+// needKernel skips a test that needs a real TUN device where there is none.
+func needKernel(t *testing.T) { t.Helper(); testkit.NeedKernel(t) }
 
 // newNS creates a network namespace for the test and deletes it at cleanup.
-func newNS(t *testing.T) string {
-	t.Helper()
-	needKernel(t)
-	name := fmt.Sprintf("tcpeng-tun-%d-%d", os.Getpid(), nsSeq.Add(1))
-	if err := netns.Add(name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Delete(name); err != nil {
-			t.Errorf("cleanup: %v", err)
-		}
-	})
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
+func newNS(t *testing.T) string { t.Helper(); return testkit.NewNS(t, "tcpeng-tun-") }
 
 // run runs a command and returns its standard output; failure fails the test.
 func run(t *testing.T, name string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(name, args...).Output()
-	if err != nil {
-		msg := ""
-		if ee, ok := err.(*exec.ExitError); ok {
-			msg = string(ee.Stderr)
-		}
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, msg)
-	}
-	return string(out)
+	return testkit.Run(t, name, args...)
 }
 
 // tryRun runs a command and returns its combined output and error.
