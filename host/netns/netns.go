@@ -137,7 +137,7 @@ func Add(name string) error {
 		return &Error{Op: "add", Name: name, Err: err, Hint: h}
 	}
 	unix.Close(fd)
-	err = onThread(func() error {
+	err = OnThread(func() error {
 		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 			return err
 		}
@@ -240,7 +240,7 @@ func Do(name string, fn func() error) error {
 func DoFile(ns *os.File, name string, fn func() error) error {
 	var fnErr error
 	var panicked any
-	err := onThread(func() error {
+	err := OnThread(func() error {
 		if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 			return &Error{Op: "enter", Name: name, Err: err, Hint: hintFor(err, name)}
 		}
@@ -259,10 +259,12 @@ func DoFile(ns *os.File, name string, fn func() error) error {
 	return fnErr
 }
 
-// onThread runs fn on a new goroutine locked to its OS thread and restores the
-// thread's network namespace afterwards. If the restore fails, the goroutine
+// OnThread runs fn on a new goroutine locked to its OS thread and restores the
+// thread's network namespace afterwards, whatever fn did to it (setns,
+// unshare). fn may use the thread's own namespace as
+// /proc/self/task/TID/ns/net (unix.Gettid). If the restore fails, the goroutine
 // exits still locked and the runtime ends the thread.
-func onThread(fn func() error) error {
+func OnThread(fn func() error) error {
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

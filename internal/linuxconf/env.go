@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -135,32 +134,18 @@ func (p *Parent) addChild(name string) error {
 		return fmt.Errorf("creating %s: %w", path, err)
 	}
 	unix.Close(fd)
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
+	err = netns.OnThread(func() error {
 		self := "/proc/self/task/" + strconv.Itoa(unix.Gettid()) + "/ns/net"
-		orig, err := unix.Open(self, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			done <- err
-			return
-		}
-		defer unix.Close(orig)
-		err = unix.Setns(int(p.file.Fd()), unix.CLONE_NEWNET)
+		err := unix.Setns(int(p.file.Fd()), unix.CLONE_NEWNET)
 		if err == nil {
 			err = unix.Unshare(unix.CLONE_NEWNET)
 		}
 		if err == nil {
 			err = unix.Mount(self, path, "none", unix.MS_BIND, "")
 		}
-		if rerr := unix.Setns(orig, unix.CLONE_NEWNET); rerr != nil {
-			done <- fmt.Errorf("returning to the original namespace: %w", rerr)
-			return // still locked: the thread ends with the goroutine
-		}
-		runtime.UnlockOSThread()
-		done <- err
-	}()
-	if err := <-done; err != nil {
+		return err
+	})
+	if err != nil {
 		unix.Unmount(path, unix.MNT_DETACH)
 		os.Remove(path)
 		return fmt.Errorf("creating namespace %s in %s: %w", name, p.name, err)
