@@ -39,38 +39,18 @@ var (
 func startForwardNS(t *testing.T, ns string, args ...string) (*forwardSession, func()) {
 	t.Helper()
 	var o forwardOptions
-	fs := forwardFlags(&o)
-	if err := fs.Parse(append([]string{"--netns", ns}, args...)); err != nil {
+	if err := forwardFlags(&o).Parse(append([]string{"--netns", ns}, args...)); err != nil {
 		t.Fatal(err)
 	}
 	before := takeSnapshot(t, ns)
-	ctx, cancel := context.WithCancel(context.Background())
-	var stdout, stderr syncBuffer
-	ready := make(chan *forwardSession, 1)
-	code := make(chan int, 1)
-	go func() { code <- forwardMain(ctx, nil, &o, &stdout, &stderr, func(s *forwardSession) { ready <- s }) }()
-	var s *forwardSession
-	select {
-	case s = <-ready:
-	case c := <-code:
-		cancel()
-		t.Fatalf("forward exited with %d: %s", c, stderr.String())
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			if c := <-code; c != 0 || stderr.String() != "" {
-				t.Errorf("forward: exit %d, stderr %q", c, stderr.String())
-			}
-			before.same(t, "after forward")
-			if r := mustRun(t, "ip", "-n", ns, "route", "show"); r != "" {
-				t.Errorf("routes left in %s: %s", ns, r)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return s, stop
+	return startSession(t, "forward", func(ctx context.Context, stdout, stderr io.Writer, ready func(*forwardSession)) int {
+		return forwardMain(ctx, nil, &o, stdout, stderr, ready)
+	}, func() {
+		before.same(t, "after forward")
+		if r := mustRun(t, "ip", "-n", ns, "route", "show"); r != "" {
+			t.Errorf("routes left in %s: %s", ns, r)
+		}
+	})
 }
 
 // hostServer listens on addr:0 of the host and serves each connection with

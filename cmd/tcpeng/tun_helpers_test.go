@@ -151,32 +151,43 @@ func startServe(t *testing.T, ns string, args ...string) *serveSession {
 func startServeStop(t *testing.T, ns string, args ...string) (*serveSession, func()) {
 	t.Helper()
 	var o serveOptions
-	fs := serveFlags(&o)
-	if err := fs.Parse(append([]string{"--netns", ns}, args...)); err != nil {
+	if err := serveFlags(&o).Parse(append([]string{"--netns", ns}, args...)); err != nil {
 		t.Fatal(err)
 	}
 	before := takeSnapshot(t, ns)
+	return startSession(t, "serve", func(ctx context.Context, stdout, stderr io.Writer, ready func(*serveSession)) int {
+		return serveMain(ctx, &o, stdout, stderr, ready)
+	}, func() {
+		before.nsLinks = slices.DeleteFunc(before.nsLinks, func(n string) bool { return n == o.tun })
+		before.same(t, "after serve")
+	})
+}
+
+// startSession runs a subcommand's main function in-process until the test
+// ends (or stop) and returns once it is ready. Stopping cancels it, expects
+// exit 0 and an empty stderr, then runs check.
+func startSession[S any](t *testing.T, name string, main func(ctx context.Context, stdout, stderr io.Writer, ready func(S)) int, check func()) (S, func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var stdout, stderr syncBuffer
-	ready := make(chan *serveSession, 1)
+	ready := make(chan S, 1)
 	code := make(chan int, 1)
-	go func() { code <- serveMain(ctx, &o, &stdout, &stderr, func(s *serveSession) { ready <- s }) }()
-	var s *serveSession
+	go func() { code <- main(ctx, &stdout, &stderr, func(s S) { ready <- s }) }()
+	var s S
 	select {
 	case s = <-ready:
 	case c := <-code:
 		cancel()
-		t.Fatalf("serve exited with %d: %s", c, stderr.String())
+		t.Fatalf("%s exited with %d: %s", name, c, stderr.String())
 	}
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
 			cancel()
 			if c := <-code; c != 0 || stderr.String() != "" {
-				t.Errorf("serve: exit %d, stderr %q", c, stderr.String())
+				t.Errorf("%s: exit %d, stderr %q", name, c, stderr.String())
 			}
-			before.nsLinks = slices.DeleteFunc(before.nsLinks, func(n string) bool { return n == o.tun })
-			before.same(t, "after serve")
+			check()
 		})
 	}
 	t.Cleanup(stop)
