@@ -6,14 +6,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
 	"github.com/tcpeng/tcpeng/host/memlink"
+	"github.com/tcpeng/tcpeng/internal/testkit"
 )
 
 var (
@@ -89,26 +88,7 @@ func (e *env) pair(t testing.TB) (client, server *host.Conn) {
 
 // checkGoroutines fails the test if goroutines started during it are still
 // running a few seconds after it ended (its cleanups done).
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("%d goroutines before the test, %d after:\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+var checkGoroutines = testkit.CheckGoroutines
 
 // pattern returns n deterministic pseudo-random bytes.
 func pattern(n int, seed byte) []byte {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -175,26 +174,7 @@ func mustReset(t testing.TB, err error, what string) {
 
 // checkGoroutines fails the test if goroutines started during it are still
 // running a few seconds after it ended (its cleanups done).
-func checkGoroutines(t testing.TB) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			n := runtime.NumGoroutine()
-			if n <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("%d goroutines before the test, %d after:\n%s", before, n, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+var checkGoroutines = testkit.CheckGoroutines
 
 func memlinkPair() (a, b host.Link) { return memlink.NewPair(1500, 64) }
 
