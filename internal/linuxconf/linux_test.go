@@ -1,7 +1,6 @@
 package linuxconf
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/internal/pktscript"
 )
 
@@ -25,31 +23,14 @@ var (
 	flagScripts  = flag.String("linuxconf.scripts", "../pktscript/testdata/scripts", "the directory of the scripts to run")
 )
 
-func nativeEngine(c engine.Config) (engine.Engine, error) {
-	s, err := engine.New(c)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
+var nativeEngine = pktscript.Native
 
 // knownFailures reads pktscript's list of scripts that fail on tcpeng
 // because of an engine bug.
 func knownFailures(t *testing.T) map[string]string {
-	f, err := os.Open("../pktscript/testdata/known_failures.txt")
+	m, err := pktscript.ReadKnownFailures("../pktscript/testdata/known_failures.txt")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	m := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, reason, _ := strings.Cut(line, " ")
-		m[name] = strings.TrimSpace(reason)
 	}
 	return m
 }

@@ -22,6 +22,15 @@ const (
 	maxEvents = 100_000
 )
 
+// Native makes the native engine (engine.New) for Run.
+func Native(c engine.Config) (engine.Engine, error) {
+	s, err := engine.New(c)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return s, nil
+}
+
 // Run plays script s against a fresh engine made by newEngine from the script's
 // configuration. The engine is driven only through engine.Engine.Step, on a
 // virtual clock that starts at 0 and jumps to the next scripted time or to the

@@ -1,14 +1,10 @@
 package pktscript
 
 import (
-	"bufio"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tcpeng/tcpeng/engine"
 )
 
 var (
@@ -16,37 +12,13 @@ var (
 	verbose  = flag.Bool("pktscript.trace", false, "log the side-by-side trace of passing scripts too")
 )
 
-func nativeEngine(c engine.Config) (engine.Engine, error) {
-	s, err := engine.New(c)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
-}
+var nativeEngine = Native
 
 // knownFailures reads testdata/known_failures.txt: "script-name  reason" per
 // line, "#" comments.
 func knownFailures(t *testing.T) map[string]string {
-	f, err := os.Open("testdata/known_failures.txt")
+	m, err := ReadKnownFailures("testdata/known_failures.txt")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		name, reason, _ := strings.Cut(line, " ")
-		reason = strings.TrimSpace(reason)
-		if reason == "" {
-			t.Fatalf("testdata/known_failures.txt:%d: %q has no reason: write \"script-name  one-line reason\"", n, name)
-		}
-		m[name] = reason
-	}
-	if err := sc.Err(); err != nil {
 		t.Fatal(err)
 	}
 	return m
