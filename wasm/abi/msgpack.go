@@ -387,6 +387,11 @@ func (d *decoder) binSlow() []byte {
 		d.failType("a bin")
 		return nil
 	}
+	return d.view(n)
+}
+
+// view returns the next n bytes of the message, or nil if fewer are left.
+func (d *decoder) view(n int) []byte {
 	if !d.need(n) {
 		return nil
 	}
@@ -423,12 +428,7 @@ func (d *decoder) str() []byte {
 		d.failType("a string")
 		return nil
 	}
-	if !d.need(n) {
-		return nil
-	}
-	p := d.b[d.i : d.i+n : d.i+n]
-	d.i += n
-	return p
+	return d.view(n)
 }
 
 // array reads an array header and returns its length; nil reads as an empty

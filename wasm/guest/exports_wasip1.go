@@ -36,21 +36,20 @@ func alloc(n uint32) (ptr uint32) {
 }
 
 //go:wasmexport init
-func initExport(ptr, n uint32) (resp uint64) {
-	defer func() {
-		if r := recover(); r != nil {
-			resp = panicked()
-		}
-	}()
-	req, ok := request(ptr, n)
-	if !ok {
-		return respond(abi.AppendStatus(nil, abi.StatusMalformed, badRequest))
-	}
-	return respond(g.Init(req))
+func initExport(ptr, n uint32) uint64 {
+	return serve(ptr, n, func(req []byte) []byte { return g.Init(req) })
 }
 
 //go:wasmexport step
-func step(ptr, n uint32) (resp uint64) {
+func step(ptr, n uint32) uint64 {
+	// A function literal that captures nothing is static: no allocation per
+	// call (a method value g.Step would be one).
+	return serve(ptr, n, func(req []byte) []byte { return g.Step(req) })
+}
+
+// serve answers the request at ptr (n bytes) with f, recovering a panic into
+// the panicked status.
+func serve(ptr, n uint32, f func(req []byte) []byte) (resp uint64) {
 	defer func() {
 		if r := recover(); r != nil {
 			resp = panicked()
@@ -60,7 +59,7 @@ func step(ptr, n uint32) (resp uint64) {
 	if !ok {
 		return respond(abi.AppendStatus(nil, abi.StatusMalformed, badRequest))
 	}
-	return respond(g.Step(req))
+	return respond(f(req))
 }
 
 // debugFault makes the module fail on purpose, for hosts' tests: kind 1
