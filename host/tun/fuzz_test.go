@@ -271,8 +271,16 @@ func FuzzDeviceRead(f *testing.F) {
 				continue
 			}
 			want, err := decodeFromDevice(append([]byte(nil), b...), nil)
-			if err != nil || len(want) == 1 && (len(want[0]) > 1500 || len(want[0]) == 0) {
-				continue // dropped by ReadBatch: too large for the buffer, or empty
+			if err != nil {
+				continue
+			}
+			// ReadBatch drops a frame too large for its buffer, or empty, and
+			// with it the rest of a super-packet (cut).
+			for i, w := range want {
+				if len(w) > 1500 || len(w) == 0 {
+					want = want[:i]
+					break
+				}
 			}
 			equalFrames(t, got, want)
 		}
