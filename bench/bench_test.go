@@ -1,13 +1,19 @@
 package bench_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/tcpeng/tcpeng/bench/gvnet"
 	"github.com/tcpeng/tcpeng/bench/raw"
 	"github.com/tcpeng/tcpeng/bench/tcpnet"
 	"github.com/tcpeng/tcpeng/bench/workload"
+	"github.com/tcpeng/tcpeng/bindings/wazero"
+	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/wasm/wasmbuild"
 )
 
 // TestSmokeRaw runs every workload tiny on the raw engine column.
@@ -44,6 +50,28 @@ func TestSmokeGVisor(t *testing.T) {
 // TestSmokeTcpeng runs every workload tiny on tcpeng's net.Conn column.
 func TestSmokeTcpeng(t *testing.T) {
 	netSmoke(t, "tcpeng", func(mtu int) (workload.Net, error) { return tcpnet.New(mtu) })
+}
+
+// TestSmokeWasm runs every workload tiny on the tcpeng-wasm column (W5): the
+// net.Conn column with the engines in wazero. It uses ../wasm/guest/tcpeng.wasm
+// when `make wasm` has built it, else builds a module of its own.
+func TestSmokeWasm(t *testing.T) {
+	file := "../wasm/guest/tcpeng.wasm"
+	if _, err := os.Stat(file); err != nil {
+		file = filepath.Join(t.TempDir(), "tcpeng.wasm")
+		if err := wasmbuild.Build(context.Background(), "..", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	m, err := wazero.CompileFile(ctx, file, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctx)
+	netSmoke(t, "tcpeng-wasm", func(mtu int) (workload.Net, error) {
+		return tcpnet.NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) })
+	})
 }
 
 func netSmoke(t *testing.T, name string, mk func(mtu int) (workload.Net, error)) {

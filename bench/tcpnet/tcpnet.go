@@ -41,14 +41,20 @@ type Pair struct {
 
 var _ workload.Net = (*Pair)(nil)
 
-// New returns a client and a server driver at mtu.
+// New returns a client and a server driver at mtu, on native engines.
 func New(mtu int) (*Pair, error) {
+	return NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return engine.New(c) })
+}
+
+// NewWith returns a client and a server driver at mtu, on engines that
+// newEngine makes (such as the WebAssembly engine: bindings/wazero).
+func NewWith(mtu int, newEngine func(engine.Config) (engine.Engine, error)) (*Pair, error) {
 	a, b := memlink.NewPair(mtu, QueueLen(mtu))
-	sc, err := engine.New(raw.Config(raw.ClientAddr, mtu, 1))
+	sc, err := newEngine(raw.Config(raw.ClientAddr, mtu, 1))
 	if err != nil {
 		return nil, err
 	}
-	ss, err := engine.New(raw.Config(raw.ServerAddr, mtu, 2))
+	ss, err := newEngine(raw.Config(raw.ServerAddr, mtu, 2))
 	if err != nil {
 		return nil, err
 	}

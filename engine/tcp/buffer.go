@@ -20,35 +20,68 @@ type chunk [ChunkSize]byte
 type Pool struct {
 	free   []*chunk
 	max    int
-	tables map[int][][]*chunk // free chunk tables by length
-	ntab   int                // tables held
+	tables [tableSizes]tableList // free chunk tables, by length
+	ntab   int                   // tables held
 
 	// Allocated counts chunks taken from the Go heap (the pool was empty).
 	Allocated uint64
 }
 
+// tableSizes bounds the distinct table lengths the pool keeps: a stack's
+// connections mostly share two buffer sizes (send and receive), so a few lists
+// searched in order beat a map, whose hashing costs ten times as much in
+// WebAssembly. Tables of other lengths go to the garbage collector.
+const tableSizes = 4
+
+// tableList is the free tables of one length.
+type tableList struct {
+	n    int // the tables' length; 0: the list is unused
+	list [][]*chunk
+}
+
 // NewPool returns a pool that keeps up to maxFree unused chunks, and as many
 // chunk tables, for reuse; what is returned beyond that is left to the garbage
 // collector.
-func NewPool(maxFree int) *Pool { return &Pool{max: maxFree, tables: map[int][][]*chunk{}} }
+func NewPool(maxFree int) *Pool { return &Pool{max: maxFree} }
 
 // getTable returns an all-nil chunk table of n slots.
 func (p *Pool) getTable(n int) []*chunk {
-	if l := p.tables[n]; len(l) > 0 {
-		t := l[len(l)-1]
-		p.tables[n] = l[:len(l)-1]
-		p.ntab--
-		return t
+	for i := range p.tables {
+		if l := &p.tables[i]; l.n == n && len(l.list) > 0 {
+			t := l.list[len(l.list)-1]
+			l.list[len(l.list)-1] = nil
+			l.list = l.list[:len(l.list)-1]
+			p.ntab--
+			return t
+		}
 	}
 	return make([]*chunk, n)
 }
 
 // putTable keeps an all-nil chunk table for reuse.
 func (p *Pool) putTable(t []*chunk) {
-	if p.ntab < p.max {
-		p.tables[len(t)] = append(p.tables[len(t)], t)
-		p.ntab++
+	if p.ntab >= p.max {
+		return
 	}
+	var spare *tableList
+	for i := range p.tables {
+		l := &p.tables[i]
+		if l.n == len(t) {
+			spare = l
+			break
+		}
+		if spare == nil && len(l.list) == 0 {
+			spare = l // an unused list, or an empty one, takes a new length
+		}
+	}
+	if spare == nil {
+		return
+	}
+	if spare.n != len(t) {
+		spare.n, spare.list = len(t), spare.list[:0]
+	}
+	spare.list = append(spare.list, t)
+	p.ntab++
 }
 
 func (p *Pool) get() *chunk {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -12,7 +15,21 @@ import (
 	"github.com/tcpeng/tcpeng/bench/raw"
 	"github.com/tcpeng/tcpeng/bench/tcpnet"
 	"github.com/tcpeng/tcpeng/bench/workload"
+	"github.com/tcpeng/tcpeng/bindings/wazero"
+	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/wasm/wasmbuild"
 )
+
+// buildWasm builds the WebAssembly module into out from the tcpeng module this
+// benchmark replaces its dependency with (go.mod: replace ... => ../).
+func buildWasm(out string) error {
+	dir, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/tcpeng/tcpeng").Output()
+	if err != nil {
+		return fmt.Errorf("cannot find the tcpeng module to build the WebAssembly module from (go list -m): %w; or pass -wasm FILE", err)
+	}
+	fmt.Fprintln(os.Stderr, "bench: building the WebAssembly module for the tcpeng-wasm column")
+	return wasmbuild.Build(context.Background(), strings.TrimSpace(string(dir)), out)
+}
 
 // Record is one run's line of results.jsonl.
 type Record struct {
@@ -47,11 +64,22 @@ func parseSpec(s string) (spec, error) {
 	return spec{f[0], f[1], mtu}, nil
 }
 
-// newNet builds the net.Conn pair of a stack column.
-func newNet(stack string, mtu int) (workload.Net, error) {
+// newNet builds the net.Conn pair of a stack column; wasmFile is the module of
+// the tcpeng-wasm column.
+func newNet(stack string, mtu int, wasmFile string) (workload.Net, error) {
 	switch stack {
 	case stackTcpeng:
 		return tcpnet.New(mtu)
+	case stackWasm:
+		if wasmFile == "" {
+			return nil, errors.New("the tcpeng-wasm column needs -wasm FILE")
+		}
+		ctx := context.Background()
+		m, err := wazero.CompileFile(ctx, wasmFile, nil)
+		if err != nil {
+			return nil, err
+		}
+		return tcpnet.NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) })
 	case stackGVChannel:
 		return gvnet.New(gvnet.Channel, mtu)
 	case stackGVPipe:
@@ -61,7 +89,7 @@ func newNet(stack string, mtu int) (workload.Net, error) {
 }
 
 // runOne runs one configuration in this process and returns its figures.
-func runOne(s spec, p workload.Params) (workload.Metrics, error) {
+func runOne(s spec, p workload.Params, wasmFile string) (workload.Metrics, error) {
 	if s.stack == stackRaw {
 		rp, err := raw.New(s.mtu)
 		if err != nil {
@@ -79,7 +107,7 @@ func runOne(s spec, p workload.Params) (workload.Metrics, error) {
 		}
 		return nil, fmt.Errorf("the raw column has no workload %q", s.workload)
 	}
-	n, err := newNet(s.stack, s.mtu)
+	n, err := newNet(s.stack, s.mtu, wasmFile)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +129,7 @@ func runOne(s spec, p workload.Params) (workload.Metrics, error) {
 }
 
 // child runs one configuration and prints its Record as one JSON line.
-func child(arg string, run int, quick bool, cpuprofile string) int {
+func child(arg string, run int, quick bool, cpuprofile, wasmFile string) int {
 	rec := Record{Run: run, Quick: quick, Time: now()}
 	s, err := parseSpec(arg)
 	if err == nil {
@@ -122,7 +150,7 @@ func child(arg string, run int, quick bool, cpuprofile string) int {
 			}
 		}
 		if err == nil {
-			rec.Metrics, err = runOne(s, p)
+			rec.Metrics, err = runOne(s, p, wasmFile)
 		}
 	}
 	if err != nil {

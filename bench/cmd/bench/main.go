@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ const (
 	stackRaw       = "tcpeng-raw"     // two engine.Stack driven through Step, no goroutines
 	stackGVChannel = "gvisor-channel" // link/channel, 16384-packet queues, a pump goroutine per direction
 	stackGVPipe    = "gvisor-pipe"    // link/pipe: synchronous delivery
+	stackWasm      = "tcpeng-wasm"    // net.Conn as tcpeng, both engines the WebAssembly module in wazero (W5)
 )
 
 // configs lists every configuration, in the order of a round.
@@ -55,12 +57,13 @@ func configs() []spec {
 		}
 	}
 	all := []string{stackTcpeng, stackGVChannel, stackRaw, stackGVPipe}
-	add(wBulk, 1500, all...)
-	add(wBulk, 65535, all...)
-	add(wConnSeq, 1500, all...)
+	// W5 (BENCH.md): W1, W2 and W4 with the engines in wazero.
+	add(wBulk, 1500, append(all, stackWasm)...)
+	add(wBulk, 65535, append(all, stackWasm)...)
+	add(wConnSeq, 1500, append(all, stackWasm)...)
 	add(wConnPar, 1500, stackTcpeng, stackGVChannel, stackGVPipe)
 	add(wIdle, 1500, all...)
-	add(wPing, 1500, all...)
+	add(wPing, 1500, append(all, stackWasm)...)
 	return out
 }
 
@@ -85,16 +88,17 @@ func main() {
 		runs       = flag.Int("runs", 5, "runs of each configuration, each in a fresh process (default 1 with -quick)")
 		quick      = flag.Bool("quick", false, "small sizes (64 MiB, 1000 connections, 500 idle, 2000 round trips) for a smoke run")
 		only       = flag.String("only", "", "comma-separated workloads to run (w1-bulk, w2-connrate-seq, w2-connrate-64, w3-idlemem, w4-pingpong); default all")
-		stacks     = flag.String("stacks", "", "comma-separated stacks to run (tcpeng, tcpeng-raw, gvisor-channel, gvisor-pipe); default all")
+		stacks     = flag.String("stacks", "", "comma-separated stacks to run (tcpeng, tcpeng-raw, gvisor-channel, gvisor-pipe, tcpeng-wasm); default all")
 		mtus       = flag.String("mtu", "", "comma-separated MTUs of W1 to run (1500, 65535); default both")
 		outDir     = flag.String("out", ".", "directory for results.jsonl and results.md")
 		readme     = flag.String("readme", "", "also write the table into this README, between its results markers")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "time limit of one run")
 		cpuprofile = flag.String("cpuprofile", "", "with -child: write a CPU profile of the run here; without: a directory for one profile per run")
+		wasmFile   = flag.String("wasm", "", "the WebAssembly module of the tcpeng-wasm column (default: built from ../wasm/guest into a temporary directory)")
 	)
 	flag.Parse()
 	if *childArg != "" {
-		os.Exit(child(*childArg, *run, *quick, *cpuprofile))
+		os.Exit(child(*childArg, *run, *quick, *cpuprofile, *wasmFile))
 	}
 	runsSet := false
 	flag.Visit(func(f *flag.Flag) { runsSet = runsSet || f.Name == "runs" })
@@ -108,7 +112,21 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	if err := parent(cfgs, *runs, *quick, *outDir, *readme, *timeout, *cpuprofile); err != nil {
+	tmp := ""
+	if *wasmFile == "" && slices.ContainsFunc(cfgs, func(c spec) bool { return c.stack == stackWasm }) {
+		if tmp, err = os.MkdirTemp("", "tcpeng-bench-"); err != nil {
+			fatal(err)
+		}
+		*wasmFile = filepath.Join(tmp, "tcpeng.wasm")
+		err = buildWasm(*wasmFile)
+	}
+	if err == nil {
+		err = parent(cfgs, *runs, *quick, *outDir, *readme, *timeout, *cpuprofile, *wasmFile)
+	}
+	if tmp != "" {
+		os.RemoveAll(tmp)
+	}
+	if err != nil {
 		fatal(err)
 	}
 }
@@ -141,7 +159,7 @@ func selectConfigs(only, stacks, mtus string) ([]spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := pick(stacks, []string{stackTcpeng, stackRaw, stackGVChannel, stackGVPipe})
+	ss, err := pick(stacks, []string{stackTcpeng, stackRaw, stackGVChannel, stackGVPipe, stackWasm})
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +181,7 @@ func selectConfigs(only, stacks, mtus string) ([]spec, error) {
 
 // parent runs every configuration runs times, rounds interleaved, each run
 // in a fresh process.
-func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout time.Duration, profDir string) error {
+func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout time.Duration, profDir, wasmFile string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find my own binary to re-execute: %w", err)
@@ -188,7 +206,7 @@ func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout ti
 	started := time.Now()
 	for r := 1; r <= runs; r++ {
 		for _, c := range cfgs {
-			rec := runChild(exe, c, r, quick, timeout, profDir)
+			rec := runChild(exe, c, r, quick, timeout, profDir, wasmFile)
 			recs = append(recs, rec)
 			line, _ := json.Marshal(rec)
 			jf.Write(append(line, '\n'))
@@ -215,13 +233,16 @@ func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout ti
 	return nil
 }
 
-func runChild(exe string, c spec, run int, quick bool, timeout time.Duration, profDir string) Record {
+func runChild(exe string, c spec, run int, quick bool, timeout time.Duration, profDir, wasmFile string) Record {
 	rec := Record{Workload: c.workload, Stack: c.stack, MTU: c.mtu, Run: run, Quick: quick, Time: now(), Load: loadavg()}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	args := []string{"-child", c.String(), "-run", strconv.Itoa(run)}
 	if quick {
 		args = append(args, "-quick")
+	}
+	if c.stack == stackWasm {
+		args = append(args, "-wasm", wasmFile)
 	}
 	if profDir != "" {
 		args = append(args, "-cpuprofile", filepath.Join(profDir, fmt.Sprintf("%s-%s-%d-run%d.pprof", c.workload, c.stack, c.mtu, run)))

@@ -289,6 +289,8 @@ func report(recs []Record, m Machine, runs int, quick bool) string {
 		}
 	}
 
+	b.WriteString(w5Table(groups2(order), st, seen, runs))
+
 	b.WriteString("\n#### Every column\n\n| workload | stack | figure | median | min | max | runs |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range order {
 		k := c
@@ -314,6 +316,59 @@ func report(recs []Record, m Machine, runs int, quick bool) string {
 	}
 	if len(errs) > 0 {
 		b.WriteString("\n#### Failed runs\n\n" + strings.Join(errs, "\n") + "\n")
+	}
+	return b.String()
+}
+
+// groups2 lists the workload/MTU pairs of order, first seen first.
+func groups2(order []spec) []spec {
+	var out []spec
+	for _, c := range order {
+		g := spec{c.workload, "", c.mtu}
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// w5Table renders W5 of BENCH.md: the tcpeng-wasm column (the engines in
+// wazero) beside the native net.Conn column of the same run, as wasm ÷ native
+// speed (above 1 the WebAssembly engine would be faster). Empty when no wasm
+// run was made.
+func w5Table(groups []spec, st func(w, s string, mtu int, fig string) stat, seen map[spec]bool, runs int) string {
+	var b strings.Builder
+	for _, g := range groups {
+		if !seen[spec{g.workload, stackWasm, g.mtu}] {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\n#### W5: the engine as WebAssembly in wazero\n\n" +
+				"Both engines are the WebAssembly module (bindings/wazero) under the same net.Conn driver as the native column, " +
+				"in the same run. The ratio is the WebAssembly engine's speed as a fraction of the native one's.\n\n" +
+				"| workload | figure | tcpeng native | tcpeng WebAssembly | wasm ÷ native | goal | meets goal |\n|---|---|---|---|---|---|---|\n")
+		}
+		for _, f := range figuresOf(g.workload) {
+			if strings.HasPrefix(f.key, "mallocs") || f.key == workload.MetricStalls {
+				continue // the host's figures, the same driver in both columns
+			}
+			n, w := st(g.workload, stackTcpeng, g.mtu, f.key), st(g.workload, stackWasm, g.mtu, f.key)
+			ratio, goal, met := "—", "", ""
+			if n.n > 0 && w.n > 0 {
+				ratio = num(advantage(w.med, n.med, f.higher)) + "×"
+			}
+			if g.workload == wBulk && f.key == workload.MetricGbps {
+				goal = "≥ 0.4× native"
+				if n.n > 0 && w.n > 0 {
+					met = map[bool]string{true: "yes", false: "no"}[advantage(w.med, n.med, true) >= 0.4]
+				}
+			}
+			ncell := "—"
+			if seen[spec{g.workload, stackTcpeng, g.mtu}] {
+				ncell = cell(n, runs)
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", label(g.workload, g.mtu), f.name, ncell, cell(w, runs), ratio, goal, met)
+		}
 	}
 	return b.String()
 }
