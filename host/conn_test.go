@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -633,4 +634,53 @@ func TestOnReadErrors(t *testing.T) {
 	if err := server.ResumeRead(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("ResumeRead after Close: %v", err)
 	}
+}
+
+// TestListenAfterClose: once Listener.Close returns, the address is free for
+// the next Listen, as with the kernel's sockets, even while another goroutine
+// runs the engine (here a bulk transfer keeps it busy), which then carries
+// the Close: the driver issues a batch's closes before its listens.
+func TestListenAfterClose(t *testing.T) {
+	e := newEnv(t, nil)
+	c, s := e.pair(t)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 64<<10)
+		for {
+			if _, err := s.Read(buf); err != nil {
+				return
+			}
+		}
+	}()
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		data := make([]byte, 64<<10)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.Write(data); err != nil {
+				return
+			}
+		}
+	}()
+	addr := netip.AddrPortFrom(ipB, 7070)
+	for i := range 5000 {
+		ln, err := e.b.ListenTCP(addr)
+		if err != nil {
+			t.Fatalf("listen %d after close: %v", i, err)
+		}
+		if err := ln.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-writerDone
+	c.Close()
+	<-done
 }

@@ -320,6 +320,15 @@ func (d *Driver) issue(cmd engine.Command, o owner) {
 func (d *Driver) collect() {
 	d.in.Commands = d.in.Commands[:0]
 	d.owners = d.owners[:0]
+	// Listeners first: a Listener.Close that returned before the engine ran
+	// its OpClose must free the address for a Listen made after it, which
+	// may come in this same batch (commands run in order).
+	d.workLis, d.dirtyLis = d.dirtyLis, d.workLis[:0]
+	for i, l := range d.workLis {
+		l.dirty = false
+		d.collectListener(l)
+		d.workLis[i] = nil
+	}
 	for i, l := range d.listens {
 		d.issue(engine.Command{Op: engine.OpListen, Addr: l.addr}, owner{l: l, kind: kListen})
 		d.listens[i] = nil
@@ -354,12 +363,6 @@ func (d *Driver) collect() {
 		c.flags &^= cfDirty
 		d.collectConn(c)
 		d.work[i] = nil
-	}
-	d.workLis, d.dirtyLis = d.dirtyLis, d.workLis[:0]
-	for i, l := range d.workLis {
-		l.dirty = false
-		d.collectListener(l)
-		d.workLis[i] = nil
 	}
 	d.running, d.inspects = d.inspects, d.running[:0]
 }
