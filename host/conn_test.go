@@ -646,12 +646,7 @@ func TestListenAfterClose(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		buf := make([]byte, 64<<10)
-		for {
-			if _, err := s.Read(buf); err != nil {
-				return
-			}
-		}
+		io.Copy(io.Discard, s)
 	}()
 	stop := make(chan struct{})
 	writerDone := make(chan struct{})
