@@ -289,7 +289,7 @@ func report(recs []Record, m Machine, runs int, quick bool) string {
 		}
 	}
 
-	b.WriteString(w5Table(groups2(order), st, seen, runs))
+	b.WriteString(w5Table(workloadMTUs(order), st, seen, runs))
 
 	b.WriteString("\n#### Every column\n\n| workload | stack | figure | median | min | max | runs |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range order {
@@ -320,8 +320,8 @@ func report(recs []Record, m Machine, runs int, quick bool) string {
 	return b.String()
 }
 
-// groups2 lists the workload/MTU pairs of order, first seen first.
-func groups2(order []spec) []spec {
+// workloadMTUs lists the workload/MTU pairs of order, first seen first.
+func workloadMTUs(order []spec) []spec {
 	var out []spec
 	for _, c := range order {
 		g := spec{c.workload, "", c.mtu}
