@@ -29,8 +29,9 @@ type Pool struct {
 
 // tableSizes bounds the distinct table lengths the pool keeps: a stack's
 // connections mostly share two buffer sizes (send and receive), so a few lists
-// searched in order beat a map, whose hashing costs ten times as much in
-// WebAssembly. Tables of other lengths go to the garbage collector.
+// searched in order beat a map (a lookup in a small map[int] takes 23 ns in
+// WebAssembly under wazero and 3 ns natively; this scan 7 ns and 1 ns).
+// Tables of other lengths go to the garbage collector.
 const tableSizes = 4
 
 // tableList is the free tables of one length.
