@@ -562,23 +562,12 @@ func TestForwardErrors(t *testing.T) {
 // Without privileges forward says what is missing, in one line.
 func TestForwardUnprivileged(t *testing.T) {
 	ns := newNS(t)
-	before := takeSnapshot(t, ns)
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUnprivileged(t, ns, []argsWant{
 		{[]string{"forward", "--", "true"},
 			"tcpeng forward: forward: create a network namespace: operation not permitted: run as root (a network namespace needs CAP_SYS_ADMIN)"},
 		{[]string{"forward", "--netns", ns},
 			`tcpeng forward: tun: enter "` + ns + `": operation not permitted: run as root (network namespaces need CAP_SYS_ADMIN)`},
-	} {
-		cmd, stdout, stderr := child(t, &syscall.Credential{Uid: 65534, Gid: 65534}, c.args...)
-		code := exitStatus(t, cmd, 30*time.Second)
-		if code != exitFail || stdout.String() != "" || stderr.String() != c.want+"\n" {
-			t.Errorf("%q: exit %d, stdout %q, stderr\n got %q\nwant %q", c.args, code, stdout.String(), stderr.String(), c.want+"\n")
-		}
-	}
-	before.same(t, "after the unprivileged runs")
+	})
 }
 
 // forward as a process: SIGTERM and SIGINT stop --netns mode cleanly; in
@@ -587,19 +576,11 @@ func TestForwardSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run("netns-"+sig.String(), func(t *testing.T) {
 			ns := newNS(t)
-			before := takeSnapshot(t, ns)
-			cmd, stdout, stderr := child(t, nil, "forward", "--netns", ns)
-			if !waitFor(10*time.Second, func() bool { return strings.Contains(stdout.String(), "stop with SIGINT") }) {
-				t.Fatalf("forward not ready: stdout %q stderr %q", stdout.String(), stderr.String())
-			}
-			if got := links(t, ns); !slices.Equal(got, []string{"lo", "tcpeng0"}) {
-				t.Fatalf("devices while running: %q", got)
-			}
-			cmd.Process.Signal(sig)
-			if code := exitStatus(t, cmd, 10*time.Second); code != 0 || stderr.String() != "" {
-				t.Fatalf("exit %d, stderr %q", code, stderr.String())
-			}
-			before.same(t, "after "+sig.String())
+			stopBySignal(t, ns, sig, func() {
+				if got := links(t, ns); !slices.Equal(got, []string{"lo", "tcpeng0"}) {
+					t.Fatalf("devices while running: %q", got)
+				}
+			}, "forward", "--netns", ns)
 		})
 	}
 	t.Run("command-SIGTERM", func(t *testing.T) {
@@ -622,14 +603,6 @@ func TestForwardSignals(t *testing.T) {
 }
 
 func TestForwardHelp(t *testing.T) {
-	code, out, errs := tcpeng("forward", "-h")
-	if code != 0 || errs != "" {
-		t.Fatalf("exit %d, stderr %q", code, errs)
-	}
-	for _, f := range []string{"-netns", "-tun", "-mtu", "-offload", "-addr", "-gateway", "-dns", "-dns-upstream", "-p ", "-max-conns",
-		"-dial-timeout", "-engine", "-pcap", "10.0.2.2", "UDP", "use-vc", "Examples"} {
-		if !strings.Contains(out, f) {
-			t.Errorf("the help does not mention %q", f)
-		}
-	}
+	helpMentions(t, "forward", "-netns", "-tun", "-mtu", "-offload", "-addr", "-gateway", "-dns", "-dns-upstream", "-p ", "-max-conns",
+		"-dial-timeout", "-engine", "-pcap", "10.0.2.2", "UDP", "use-vc", "Examples")
 }

@@ -319,23 +319,12 @@ func TestServeErrors(t *testing.T) {
 // Without privileges serve says what is missing, in one line.
 func TestServeUnprivileged(t *testing.T) {
 	ns := newNS(t)
-	before := takeSnapshot(t, ns)
-	for _, c := range []struct {
-		args []string
-		want string
-	}{
+	checkUnprivileged(t, ns, []argsWant{
 		{[]string{"serve", "--tun", "tcpengnp0"},
 			`tcpeng serve: tun: device "tcpengnp0": open /dev/net/tun: permission denied: this needs CAP_NET_ADMIN: run as root (or grant the program cap_net_admin)`},
 		{[]string{"serve", "--netns", ns},
 			`tcpeng serve: tun: enter "` + ns + `": operation not permitted: run as root (network namespaces need CAP_SYS_ADMIN)`},
-	} {
-		cmd, stdout, stderr := child(t, &syscall.Credential{Uid: 65534, Gid: 65534}, c.args...)
-		code := exitStatus(t, cmd, 30*time.Second)
-		if code != exitFail || stdout.String() != "" || stderr.String() != c.want+"\n" {
-			t.Errorf("%q: exit %d, stdout %q, stderr\n got %q\nwant %q", c.args, code, stdout.String(), stderr.String(), c.want+"\n")
-		}
-	}
-	before.same(t, "after the unprivileged runs")
+	})
 }
 
 // serve as a process stops on SIGINT and on SIGTERM, removing its device.
@@ -343,38 +332,22 @@ func TestServeSignals(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run(sig.String(), func(t *testing.T) {
 			ns := newNS(t)
-			before := takeSnapshot(t, ns)
-			cmd, stdout, stderr := child(t, nil, "serve", "--netns", ns, "--offload")
-			if !waitFor(10*time.Second, func() bool { return strings.Contains(stdout.String(), "stop with SIGINT") }) {
-				t.Fatalf("serve not ready: stdout %q stderr %q", stdout.String(), stderr.String())
-			}
-			err := netns.Do(ns, func() error {
-				c, err := net.DialTimeout("tcp", "10.7.0.2:7", 5*time.Second)
-				if err == nil {
-					c.Close()
+			stopBySignal(t, ns, sig, func() {
+				err := netns.Do(ns, func() error {
+					c, err := net.DialTimeout("tcp", "10.7.0.2:7", 5*time.Second)
+					if err == nil {
+						c.Close()
+					}
+					return err
+				})
+				if err != nil {
+					t.Fatal(err)
 				}
-				return err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Process.Signal(sig)
-			if code := exitStatus(t, cmd, 10*time.Second); code != 0 || stderr.String() != "" {
-				t.Fatalf("exit %d, stderr %q", code, stderr.String())
-			}
-			before.same(t, "after "+sig.String())
+			}, "serve", "--netns", ns, "--offload")
 		})
 	}
 }
 
 func TestServeHelp(t *testing.T) {
-	code, out, errs := tcpeng("serve", "-h")
-	if code != 0 || errs != "" {
-		t.Fatalf("exit %d, stderr %q", code, errs)
-	}
-	for _, f := range []string{"-tun", "-addr", "-peer-addr", "-netns", "-mtu", "-offload", "-echo", "-discard", "-chargen", "-http", "-root", "-engine", "-pcap", "RFC 862", "Examples"} {
-		if !strings.Contains(out, f) {
-			t.Errorf("the help does not mention %s", f)
-		}
-	}
+	helpMentions(t, "serve", "-tun", "-addr", "-peer-addr", "-netns", "-mtu", "-offload", "-echo", "-discard", "-chargen", "-http", "-root", "-engine", "-pcap", "RFC 862", "Examples")
 }

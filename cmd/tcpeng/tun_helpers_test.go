@@ -332,3 +332,58 @@ func exitStatus(t *testing.T, cmd *exec.Cmd, limit time.Duration) int {
 	}
 	return cmd.ProcessState.ExitCode()
 }
+
+// argsWant is a command line and the one line it must print on stderr.
+type argsWant struct {
+	args []string
+	want string
+}
+
+// checkUnprivileged runs each command line as nobody: it must fail with
+// exitFail, print nothing on stdout and exactly its line on stderr, and leave
+// ns and the root namespace as they were.
+func checkUnprivileged(t *testing.T, ns string, cases []argsWant) {
+	t.Helper()
+	before := takeSnapshot(t, ns)
+	for _, c := range cases {
+		cmd, stdout, stderr := child(t, &syscall.Credential{Uid: 65534, Gid: 65534}, c.args...)
+		code := exitStatus(t, cmd, 30*time.Second)
+		if code != exitFail || stdout.String() != "" || stderr.String() != c.want+"\n" {
+			t.Errorf("%q: exit %d, stdout %q, stderr\n got %q\nwant %q", c.args, code, stdout.String(), stderr.String(), c.want+"\n")
+		}
+	}
+	before.same(t, "after the unprivileged runs")
+}
+
+// stopBySignal starts the command line args (which serves ns), waits until it
+// says how to stop it, runs check, sends sig, and expects exit status 0, an
+// empty stderr, and ns and the root namespace as they were before.
+func stopBySignal(t *testing.T, ns string, sig syscall.Signal, check func(), args ...string) {
+	t.Helper()
+	before := takeSnapshot(t, ns)
+	cmd, stdout, stderr := child(t, nil, args...)
+	if !waitFor(10*time.Second, func() bool { return strings.Contains(stdout.String(), "stop with SIGINT") }) {
+		t.Fatalf("%s not ready: stdout %q stderr %q", args[0], stdout.String(), stderr.String())
+	}
+	check()
+	cmd.Process.Signal(sig)
+	if code := exitStatus(t, cmd, 10*time.Second); code != 0 || stderr.String() != "" {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	before.same(t, "after "+sig.String())
+}
+
+// helpMentions runs `tcpeng SUB -h`: it must succeed, print nothing on stderr,
+// and mention every word.
+func helpMentions(t *testing.T, sub string, words ...string) {
+	t.Helper()
+	code, out, errs := tcpeng(sub, "-h")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	for _, w := range words {
+		if !strings.Contains(out, w) {
+			t.Errorf("the help does not mention %q", w)
+		}
+	}
+}
