@@ -42,14 +42,7 @@ func TestCleanCloseNoReset(t *testing.T) {
 				engine: tc.engine, bound: boundClean}
 			var lines []string
 			sc.onFrame = func(f *Frame) { lines = append(lines, frameLine(f)) }
-			o, err := sc.run()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer o.close()
-			if ps := o.problems(sc); len(ps) > 0 {
-				t.Fatalf("%s", strings.Join(ps, "\n"))
-			}
+			o := sc.runClean(t)
 			var issues []string
 			for _, h := range o.hosts {
 				s, ok := h.Engine().(statser)

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"strings"
+	"testing"
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/engine/wire"
@@ -178,6 +179,21 @@ func (sc *scenario) build() (*outcome, error) {
 }
 
 // run builds and runs sc until every transfer is done or the bound passes.
+// runClean runs sc and fails t unless every transfer completed as it must
+// (outcome.problems); the outcome is closed when the test ends.
+func (sc *scenario) runClean(t *testing.T) *outcome {
+	t.Helper()
+	o, err := sc.run()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(o.close)
+	if ps := o.problems(sc); len(ps) > 0 {
+		t.Fatalf("seed %d: the transfer failed:\n%s", sc.seed, strings.Join(ps, "\n"))
+	}
+	return o
+}
+
 func (sc *scenario) run() (*outcome, error) {
 	o, err := sc.build()
 	if err != nil {

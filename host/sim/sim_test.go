@@ -201,14 +201,7 @@ func TestCorruptionOneByte(t *testing.T) {
 			undetected++
 		}
 	}
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(sc); len(ps) > 0 {
-		t.Fatalf("the transfer failed:\n%s", strings.Join(ps, "\n"))
-	}
+	o := sc.runClean(t)
 	if bad < 20 || undetected != 0 {
 		t.Fatalf("%d corrupted copies delivered, %d of them with valid checksums; want at least 20 and none", bad, undetected)
 	}
@@ -225,14 +218,7 @@ func TestCorruptionOneByte(t *testing.T) {
 // arrives intact, as its SHA-256 proves.
 func TestCorruptedFrameNeverDelivered(t *testing.T) {
 	sc := &scenario{seed: 5, hosts: 2, links: sym(Impairments{Corrupt: 0.05, Delay: 2 * ms}), size: mib, bound: boundLossy}
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(sc); len(ps) > 0 {
-		t.Fatalf("%s", strings.Join(ps, "\n"))
-	}
+	o := sc.runClean(t)
 	for _, h := range o.hosts {
 		var corrupted uint64
 		for _, d := range h.rx {
@@ -254,14 +240,7 @@ func TestCorruptedFrameNeverDelivered(t *testing.T) {
 // drop, not much more.
 func TestRateLimitTransfer(t *testing.T) {
 	sc := &scenario{seed: 1, hosts: 2, links: sym(Impairments{Rate: 10_000_000, Delay: ms}), size: mib, bound: boundClean}
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(sc); len(ps) > 0 {
-		t.Fatalf("%s", strings.Join(ps, "\n"))
-	}
+	o := sc.runClean(t)
 	floor := engine.Duration(int64(8*mib) * int64(second) / 10_000_000)
 	for _, tr := range []*Transfer{o.pairs[0].dialer, o.pairs[0].listener} {
 		got := engine.Duration(tr.EOFAt)
@@ -299,14 +278,7 @@ func frameHash(t *testing.T, sc scenario) ([32]byte, []byte, uint64) {
 	}
 	var capture bytes.Buffer
 	sc.capture, sc.captureAt = &capture, CaptureSent
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(&sc); len(ps) > 0 {
-		t.Fatalf("seed %d: %s", sc.seed, strings.Join(ps, "\n"))
-	}
+	sc.runClean(t)
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, capture.Bytes(), events
@@ -342,14 +314,7 @@ func TestCapture(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "run.pcap")
 	var capture bytes.Buffer
 	sc := &scenario{seed: 2, hosts: 2, links: sym(Impairments{Delay: ms, Loss: 0.02}), size: 64 << 10, bound: boundLossy, capture: &capture}
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(sc); len(ps) > 0 {
-		t.Fatalf("%s", strings.Join(ps, "\n"))
-	}
+	o := sc.runClean(t)
 	if err := os.WriteFile(path, capture.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -363,14 +328,7 @@ func TestCapture(t *testing.T) {
 // both ways at once; every frame goes over the link to its destination.
 func TestMesh(t *testing.T) {
 	sc := &scenario{seed: 9, hosts: 3, links: sym(Impairments{Delay: 3 * ms, Loss: 0.01}), size: 128 << 10, bound: boundLossy}
-	o, err := sc.run()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.close()
-	if ps := o.problems(sc); len(ps) > 0 {
-		t.Fatalf("%s", strings.Join(ps, "\n"))
-	}
+	o := sc.runClean(t)
 	if len(o.net.Links()) != 3 || len(o.pairs) != 3 {
 		t.Fatalf("%d links, %d pairs; want 3 and 3", len(o.net.Links()), len(o.pairs))
 	}
