@@ -57,24 +57,33 @@ func clientMain(args []string) int {
 	return 0
 }
 
-func dial(addr string) (*net.TCPConn, error) {
+// dial connects to addr; a limit other than 0 is the connection's deadline.
+func dial(addr string, limit time.Duration) (*net.TCPConn, error) {
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 	if err != nil {
 		return nil, err
 	}
+	if limit > 0 {
+		c.SetDeadline(time.Now().Add(limit))
+	}
 	return c.(*net.TCPConn), nil
+}
+
+// bulk records a transfer of n bytes that started at start.
+func (r *clientResult) bulk(start time.Time, n int64) {
+	r.Seconds, r.Bytes = time.Since(start).Seconds(), n
+	r.Gbps = float64(n) * 8 / r.Seconds / 1e9
 }
 
 func runClient(mode, addr string, n int64) (*clientResult, error) {
 	r := &clientResult{Mode: mode}
 	switch mode {
 	case modeSend:
-		c, err := dial(addr)
+		c, err := dial(addr, 10*time.Minute)
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Minute))
 		buf := make([]byte, 256<<10)
 		start := time.Now()
 		for left := n; left > 0; {
@@ -89,15 +98,13 @@ func runClient(mode, addr string, n int64) (*clientResult, error) {
 		if _, err := io.Copy(io.Discard, c); err != nil {
 			return nil, err
 		}
-		r.Seconds, r.Bytes = time.Since(start).Seconds(), n
-		r.Gbps = float64(n) * 8 / r.Seconds / 1e9
+		r.bulk(start, n)
 	case modeRecv:
-		c, err := dial(addr)
+		c, err := dial(addr, 10*time.Minute)
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Minute))
 		buf := make([]byte, 256<<10)
 		var got int64
 		var start time.Time
@@ -111,20 +118,22 @@ func runClient(mode, addr string, n int64) (*clientResult, error) {
 				return nil, fmt.Errorf("after %d bytes: %w", got, err)
 			}
 		}
-		r.Seconds, r.Bytes = time.Since(start).Seconds(), n
-		r.Gbps = float64(n) * 8 / r.Seconds / 1e9
+		r.bulk(start, n)
 	case modeConns, modeConnClose:
 		b := []byte{'x'}
 		lat := make([]time.Duration, 0, n)
 		start := time.Now()
 		for range n {
 			t0 := time.Now()
-			c, err := dial(addr)
+			limit := time.Duration(0)
+			if mode == modeConns {
+				limit = 10 * time.Second
+			}
+			c, err := dial(addr, limit)
 			if err != nil {
 				return nil, err
 			}
 			if mode == modeConns {
-				c.SetDeadline(time.Now().Add(10 * time.Second))
 				if _, err := c.Write(b); err != nil {
 					c.Close()
 					return nil, err
@@ -141,12 +150,11 @@ func runClient(mode, addr string, n int64) (*clientResult, error) {
 		r.PerSec = float64(n) / r.Seconds
 		r.P50us, r.P99us = percentiles(lat)
 	case modeRTT:
-		c, err := dial(addr)
+		c, err := dial(addr, 10*time.Minute)
 		if err != nil {
 			return nil, err
 		}
 		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Minute))
 		msg, back := make([]byte, 64), make([]byte, 64)
 		for i := range msg {
 			msg[i] = byte(i)

@@ -72,36 +72,30 @@ func fmtVal(v float64, unit string) string {
 
 // table writes one job's medians (min–max) and the stack's CPU use.
 func (b *bench) table(sb *strings.Builder, job string, setups []string, works []string) {
-	fmt.Fprintf(sb, "| %s | %s |\n", job, strings.Join(works, " | "))
-	fmt.Fprintf(sb, "|---|%s\n", strings.Repeat("---|", len(works)))
-	for _, s := range setups {
-		row := []string{s}
-		for _, w := range works {
-			st, ok := b.stats(job, s, w)
-			if !ok {
-				row = append(row, "failed")
-				continue
-			}
-			cell := fmtVal(st.med, st.unit)
-			if st.n > 1 {
-				cell += fmt.Sprintf(" (%s–%s)", fmtVal(st.lo, st.unit), fmtVal(st.hi, st.unit))
-			}
-			row = append(row, cell)
+	b.grid(sb, job, setups, works, "failed", func(st stat) string {
+		cell := fmtVal(st.med, st.unit)
+		if st.n > 1 {
+			cell += fmt.Sprintf(" (%s–%s)", fmtVal(st.lo, st.unit), fmtVal(st.hi, st.unit))
 		}
-		fmt.Fprintf(sb, "| %s |\n", strings.Join(row, " | "))
-	}
+		return cell
+	})
 	fmt.Fprintf(sb, "\nStack process CPU during each workload (cores: CPU seconds per wall second, median):\n\n")
+	b.grid(sb, job, setups, works, "", func(st stat) string { return fmt.Sprintf("%.2f", st.cpu) })
+}
+
+// grid writes a table of setups × works whose cells cell makes from the
+// figures, missing where none.
+func (b *bench) grid(sb *strings.Builder, job string, setups, works []string, missing string, cell func(stat) string) {
 	fmt.Fprintf(sb, "| %s | %s |\n", job, strings.Join(works, " | "))
 	fmt.Fprintf(sb, "|---|%s\n", strings.Repeat("---|", len(works)))
 	for _, s := range setups {
 		row := []string{s}
 		for _, w := range works {
-			st, ok := b.stats(job, s, w)
-			if !ok {
-				row = append(row, "")
-				continue
+			if st, ok := b.stats(job, s, w); ok {
+				row = append(row, cell(st))
+			} else {
+				row = append(row, missing)
 			}
-			row = append(row, fmt.Sprintf("%.2f", st.cpu))
 		}
 		fmt.Fprintf(sb, "| %s |\n", strings.Join(row, " | "))
 	}
