@@ -219,16 +219,8 @@ func (o *forwardOptions) check() (*forwardPlan, error) {
 func runForward(args []string, stdout, stderr io.Writer) int {
 	var o forwardOptions
 	fs := forwardFlags(&o)
-	fs.SetOutput(io.Discard)
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(stderr, "tcpeng forward: %v (tcpeng forward -h lists the flags)\n", err)
-		return exitUsage
+	if code, stop := parseFlagsArgs(fs, args, stdout, stderr); stop {
+		return code
 	}
 	o.cmd = fs.Args()
 	// Signals: in command mode they go to the command (see forwardMain); the
@@ -350,10 +342,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 // signals that stop it (nil: none); ctx ending stops it too (as SIGTERM).
 // ready, if not nil, is called once everything is up.
 func forwardMain(ctx context.Context, sigs <-chan os.Signal, o *forwardOptions, stdout, stderr io.Writer, ready func(*forwardSession)) int {
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "tcpeng forward: %s\n", oneLine(err))
-		return code
-	}
+	fail := failer(stderr, "forward")
 	p, err := o.check()
 	if err != nil {
 		return fail(exitUsage, err)

@@ -89,9 +89,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // parseFlags parses args with fs, printing fs's usage to stdout for -h. It
-// returns the exit code to return and whether to stop. Bad flags give one line
-// on stderr.
+// returns the exit code to return and whether to stop. Bad flags, or any
+// argument after them, give one line on stderr.
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
+	if code, stop := parseFlagsArgs(fs, args, stdout, stderr); stop {
+		return code, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tcpeng %s: unexpected argument %q: it takes only flags (tcpeng %s -h)\n", fs.Name(), fs.Arg(0), fs.Name())
+		return exitUsage, true
+	}
+	return exitOK, false
+}
+
+// parseFlagsArgs is parseFlags for a command that takes arguments after its
+// flags (fs.Args()).
+func parseFlagsArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int, bool) {
 	fs.SetOutput(io.Discard)
 	err := fs.Parse(args)
 	switch {
@@ -102,9 +115,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) (int,
 	case err != nil:
 		fmt.Fprintf(stderr, "tcpeng %s: %v (tcpeng %s -h lists the flags)\n", fs.Name(), err, fs.Name())
 		return exitUsage, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(stderr, "tcpeng %s: unexpected argument %q: it takes only flags (tcpeng %s -h)\n", fs.Name(), fs.Arg(0), fs.Name())
-		return exitUsage, true
 	}
 	return exitOK, false
+}
+
+// failer returns the function that prints err as the one line of a failing
+// command on stderr and returns code.
+func failer(stderr io.Writer, command string) func(code int, err error) int {
+	return func(code int, err error) int {
+		fmt.Fprintf(stderr, "tcpeng %s: %s\n", command, oneLine(err))
+		return code
+	}
 }

@@ -191,10 +191,7 @@ type serveSession struct {
 // serveMain runs serve until ctx ends and returns the exit code. ready, if
 // not nil, is called once everything is up.
 func serveMain(ctx context.Context, o *serveOptions, stdout, stderr io.Writer, ready func(*serveSession)) int {
-	fail := func(code int, err error) int {
-		fmt.Fprintf(stderr, "tcpeng serve: %s\n", oneLine(err))
-		return code
-	}
+	fail := failer(stderr, "serve")
 	plan, err := o.check()
 	if err != nil {
 		return fail(exitUsage, err)
