@@ -16,6 +16,7 @@ import (
 
 	"github.com/tcpeng/tcpeng/host/netns"
 	"github.com/tcpeng/tcpeng/host/pcap/pcaptest"
+	"github.com/tcpeng/tcpeng/internal/chargen"
 )
 
 // Sizes of the kernel transfers (smaller under the race detector, which
@@ -204,7 +205,7 @@ func TestServeDiscardChargen(t *testing.T) {
 		}
 		defer g.Close()
 		g.SetDeadline(time.Now().Add(30 * time.Second))
-		b := make([]byte, 3*chargenPeriod+100)
+		b := make([]byte, 3*chargen.Period+100)
 		if _, err := io.ReadFull(g, b); err != nil {
 			return err
 		}

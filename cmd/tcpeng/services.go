@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tcpeng/tcpeng/internal/chargen"
 )
 
 type services struct {
@@ -239,25 +241,6 @@ func discardConn(c net.Conn) {
 	}
 }
 
-// chargenLine is the RFC 864 pattern: line i is 72 characters of the 95
-// printable ASCII characters starting at the i-th, then CR LF; the pattern
-// repeats every 95 lines.
-const chargenPeriod = 95 * 74
-
-// chargenData holds whole periods of the pattern, so that writing it again
-// and again continues the pattern.
-var chargenData = func() []byte {
-	b := make([]byte, 0, 18*chargenPeriod)
-	for len(b) < 18*chargenPeriod {
-		i := len(b) / 74 % 95
-		for j := range 72 {
-			b = append(b, byte(' '+(i+j)%95))
-		}
-		b = append(b, '\r', '\n')
-	}
-	return b
-}()
-
 // chargenConn sends the pattern until the client closes or resets (RFC 864:
 // data received is thrown away).
 func chargenConn(c net.Conn) {
@@ -275,7 +258,7 @@ func chargenConn(c net.Conn) {
 		c.Close()
 	}()
 	for {
-		if _, err := c.Write(chargenData); err != nil {
+		if _, err := c.Write(chargen.Data); err != nil {
 			if !errors.Is(err, net.ErrClosed) {
 				reset(c)
 			}

@@ -20,6 +20,7 @@ import (
 	"syscall"
 
 	"github.com/tcpeng/tcpeng/host/netns"
+	"github.com/tcpeng/tcpeng/internal/chargen"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
@@ -185,25 +186,13 @@ func discardConn(c net.Conn) {
 	}
 }
 
-var chargenBlock = func() []byte {
-	b := make([]byte, 0, 18*95*74)
-	for len(b) < cap(b) {
-		i := len(b) / 74 % 95
-		for j := range 72 {
-			b = append(b, byte(' '+(i+j)%95))
-		}
-		b = append(b, '\r', '\n')
-	}
-	return b
-}()
-
 func chargenConn(c net.Conn) {
 	go func() {
 		io.Copy(io.Discard, c)
 		c.Close()
 	}()
 	for {
-		if _, err := c.Write(chargenBlock); err != nil {
+		if _, err := c.Write(chargen.Data); err != nil {
 			c.Close()
 			return
 		}
