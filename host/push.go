@@ -41,37 +41,47 @@ type pushState struct {
 // f, which must not make it, is waited for); Read works again. It fails if a
 // Read is under way, or if push mode is on and not paused.
 func (c *Conn) OnRead(buf []byte, f func(data []byte, err error) bool) error {
+	eof, poke, err := c.onRead(buf, f)
+	switch {
+	case err != nil:
+		return err
+	case eof:
+		f(nil, io.EOF)
+	case poke:
+		c.d.poke(roleApp)
+	}
+	return nil
+}
+
+// onRead is OnRead's work under d.mu. It reports whether the end of the stream
+// is to be delivered to f at once, or the engine poked.
+func (c *Conn) onRead(buf []byte, f func(data []byte, err error) bool) (eof, poke bool, err error) {
 	d := c.d
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := c.blockErr(true); err != nil {
-		d.mu.Unlock()
-		return c.opError("read", err)
+		return false, false, c.opError("read", err)
 	}
 	p := c.pushState()
 	for f == nil && p != nil && p.inF {
 		c.wait()
 		if err := c.blockErr(true); err != nil {
-			d.mu.Unlock()
-			return c.opError("read", err)
+			return false, false, c.opError("read", err)
 		}
 	}
 	switch {
 	case f == nil && p != nil && !p.paused && !p.ended:
-		d.mu.Unlock()
-		return c.opError("read", errors.New("tcpeng/host: OnRead(nil, nil) while delivering: pause first (return false from the function)"))
+		return false, false, c.opError("read", errors.New("tcpeng/host: OnRead(nil, nil) while delivering: pause first (return false from the function)"))
 	case f == nil:
 		if p != nil {
 			c.ext.push = nil
 			c.rdBuf, c.rdState = nil, opIdle
 		}
-		d.mu.Unlock()
-		return nil
+		return false, false, nil
 	case p != nil || c.rdState != opIdle:
-		d.mu.Unlock()
-		return c.opError("read", errors.New("tcpeng/host: OnRead while a Read or OnRead is under way"))
+		return false, false, c.opError("read", errors.New("tcpeng/host: OnRead while a Read or OnRead is under way"))
 	case len(buf) == 0:
-		d.mu.Unlock()
-		return c.opError("read", errors.New("tcpeng/host: OnRead needs a buffer"))
+		return false, false, c.opError("read", errors.New("tcpeng/host: OnRead needs a buffer"))
 	}
 	if c.ext == nil {
 		c.ext = &connExt{}
@@ -79,53 +89,47 @@ func (c *Conn) OnRead(buf []byte, f func(data []byte, err error) bool) error {
 	p = &pushState{f: f, buf: buf}
 	c.ext.push = p
 	if c.flags&cfEOF != 0 {
-		// The end was read already: deliver it once, from here.
+		// The end was read already: deliver it once, from OnRead.
 		p.ended = true
-		d.mu.Unlock()
-		f(nil, io.EOF)
-		return nil
+		return true, false, nil
 	}
-	poke := c.armPush(p)
-	d.mu.Unlock()
-	if poke {
-		d.poke(roleApp)
-	}
-	return nil
+	return false, c.armPush(p), nil
 }
 
 // ResumeRead restarts the deliveries of push mode after the function given
 // to OnRead returned false. It returns net.ErrClosed after Close (of the
 // connection or the driver), io.EOF if the end of the stream was delivered.
 func (c *Conn) ResumeRead() error {
+	poke, err := c.resumeRead()
+	if poke {
+		c.d.poke(roleApp)
+	}
+	return err
+}
+
+// resumeRead is ResumeRead's work under d.mu; it reports whether to poke the
+// engine.
+func (c *Conn) resumeRead() (poke bool, err error) {
 	d := c.d
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := c.blockErr(true); err != nil {
-		d.mu.Unlock()
-		return c.opError("read", err)
+		return false, c.opError("read", err)
 	}
 	p := c.pushState()
 	switch {
 	case p == nil:
-		d.mu.Unlock()
-		return c.opError("read", errors.New("tcpeng/host: ResumeRead outside push mode (OnRead)"))
+		return false, c.opError("read", errors.New("tcpeng/host: ResumeRead outside push mode (OnRead)"))
 	case p.ended:
-		d.mu.Unlock()
-		return io.EOF
+		return false, io.EOF
 	case p.inF:
 		p.resume = true // f returning false will not pause
-		d.mu.Unlock()
-		return nil
+		return false, nil
 	case !p.paused:
-		d.mu.Unlock()
-		return nil
+		return false, nil
 	}
 	p.paused = false
-	poke := c.armPush(p)
-	d.mu.Unlock()
-	if poke {
-		d.poke(roleApp)
-	}
-	return nil
+	return c.armPush(p), nil
 }
 
 func (c *Conn) pushState() *pushState {
