@@ -126,21 +126,10 @@ func Configure(s *pktscript.Script) (KernelConfig, error) {
 		var n int
 		var d time.Duration
 		switch set.Key {
-		case "mtu":
+		case "mtu", "rcvbuf", "sndbuf", "backlog":
+			field := map[string]*int{"mtu": &k.MTU, "rcvbuf": &k.RcvBuf, "sndbuf": &k.SndBuf, "backlog": &k.Backlog}[set.Key]
 			if n, err = num(); err == nil {
-				k.MTU = n
-			}
-		case "rcvbuf":
-			if n, err = num(); err == nil {
-				k.RcvBuf = n
-			}
-		case "sndbuf":
-			if n, err = num(); err == nil {
-				k.SndBuf = n
-			}
-		case "backlog":
-			if n, err = num(); err == nil {
-				k.Backlog = n
+				*field = n
 			}
 		case "min-rto":
 			if d, err = dur(); err == nil {
