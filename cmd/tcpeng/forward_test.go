@@ -19,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -396,52 +395,11 @@ func TestForwardNetns(t *testing.T) {
 	t.Run("1000-connections", func(t *testing.T) {
 		srv := hostServer(t, "127.0.0.1", echoHandler)
 		n := *manyConns
-		conns := make([]net.Conn, n)
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, 64)
-		errs := make(chan error, n)
-		for i := range conns {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer wg.Done()
-				defer func() { <-sem }()
-				errs <- netns.Do(ns, func() error {
-					var err error
-					conns[i], err = net.DialTimeout("tcp", fmt.Sprintf("10.0.2.2:%d", srv.Port()), 20*time.Second)
-					return err
-				})
-			}()
-		}
-		wg.Wait()
-		for range n {
-			if err := <-errs; err != nil {
-				t.Fatal(err)
-			}
-		}
+		conns := dialMany(t, ns, n, fmt.Sprintf("10.0.2.2:%d", srv.Port()))
 		if !waitFor(10*time.Second, func() bool { return s.fwd.Stats().Active >= int64(n) }) {
 			t.Fatalf("%d relayed at once, want %d", s.fwd.Stats().Active, n)
 		}
-		for i, c := range conns {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(60 * time.Second))
-				msg := bytes.Repeat([]byte(fmt.Sprintf("%09d\n", i)), 100)
-				c.Write(msg)
-				c.(*net.TCPConn).CloseWrite()
-				got, err := io.ReadAll(c)
-				if err != nil || !bytes.Equal(got, msg) {
-					errs <- fmt.Errorf("connection %d: %d bytes back, %v", i, len(got), err)
-				}
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			t.Fatal(err)
-		}
+		echoEach(t, conns)
 	})
 	t.Logf("forwarder: %+v", s.fwd.Stats())
 	t.Logf("device: %+v", s.dev.Stats())

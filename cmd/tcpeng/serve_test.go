@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -121,60 +119,7 @@ func TestServeEchoSocatLoss(t *testing.T) {
 func TestServeConcurrent(t *testing.T) {
 	ns := newNS(t)
 	s := startServe(t, ns)
-	n := *manyConns
-	conns := make([]net.Conn, n)
-	// Sockets made inside netns.Do belong to the namespace; goroutines started
-	// there do not, so each dial enters it itself, 64 at a time.
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 64)
-	errs := make(chan error, n)
-	for i := range conns {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			errs <- netns.Do(ns, func() error {
-				var err error
-				conns[i], err = net.DialTimeout("tcp", "10.7.0.2:7", 20*time.Second)
-				return err
-			})
-		}()
-	}
-	wg.Wait()
-	for range n {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
-		}
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
-	// All n are open at once; now each echoes 1000 bytes of its own.
-	for i, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.SetDeadline(time.Now().Add(60 * time.Second))
-			msg := bytes.Repeat([]byte(fmt.Sprintf("%09d\n", i)), 100)
-			if _, err := c.Write(msg); err != nil {
-				errs <- err
-				return
-			}
-			c.(*net.TCPConn).CloseWrite()
-			got, err := io.ReadAll(c)
-			if err != nil || !bytes.Equal(got, msg) {
-				errs <- fmt.Errorf("connection %d: %d bytes back, %v: %q", i, len(got), err, got)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	echoEach(t, dialMany(t, ns, *manyConns, "10.7.0.2:7"))
 	st := s.driver.Stats()
 	t.Logf("driver: %+v", st)
 }

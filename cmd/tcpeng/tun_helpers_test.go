@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -385,5 +386,74 @@ func helpMentions(t *testing.T, sub string, words ...string) {
 		if !strings.Contains(out, w) {
 			t.Errorf("the help does not mention %q", w)
 		}
+	}
+}
+
+// dialMany opens n connections to addr from inside ns, 64 dials at a time, and
+// fails t unless all open. Sockets made inside netns.Do belong to the
+// namespace; goroutines started there do not, so each dial enters it itself.
+// The connections are closed when the test ends.
+func dialMany(t *testing.T, ns string, n int, addr string) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, n)
+	for i := range conns {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs <- netns.Do(ns, func() error {
+				var err error
+				conns[i], err = net.DialTimeout("tcp", addr, 20*time.Second)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	return conns
+}
+
+// echoEach has every connection, all at once, send 1000 bytes of its own,
+// close its sending side, and get exactly those bytes back.
+func echoEach(t *testing.T, conns []net.Conn) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.SetDeadline(time.Now().Add(60 * time.Second))
+			msg := bytes.Repeat([]byte(fmt.Sprintf("%09d\n", i)), 100)
+			if _, err := c.Write(msg); err != nil {
+				errs <- fmt.Errorf("connection %d: %v", i, err)
+				return
+			}
+			c.(*net.TCPConn).CloseWrite()
+			got, err := io.ReadAll(c)
+			if err != nil || !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("connection %d: %d bytes back, %v: %q", i, len(got), err, got)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }
