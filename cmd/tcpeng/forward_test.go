@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tcpeng/tcpeng/host/forward"
 	"github.com/tcpeng/tcpeng/host/netns"
 	"github.com/tcpeng/tcpeng/internal/testkit"
 )
@@ -387,7 +388,13 @@ func TestForwardNetns(t *testing.T) {
 		if err != nil || string(b) != "12345" {
 			t.Fatalf("answer after half-close: %q %v", b, err)
 		}
-		after := s.fwd.Stats()
+		// The relays count their resets as they end, a moment after the
+		// namespace's side saw them.
+		var after forward.Stats
+		waitFor(5*time.Second, func() bool {
+			after = s.fwd.Stats()
+			return after.Refused == before.Refused+1 && after.Resets >= before.Resets+1
+		})
 		if after.Refused != before.Refused+1 || after.Resets < before.Resets+1 {
 			t.Errorf("stats before %+v after %+v: want one more refused, a reset carried", before, after)
 		}

@@ -94,7 +94,9 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-// Stats are a Forwarder's counters.
+// Stats are a Forwarder's counters. Resets, BytesOut and BytesIn count the
+// relays that ended: a relay adds its own when both of its sides are closed,
+// which may be a moment after an application saw its connection end.
 type Stats struct {
 	Active   int64  // connections being relayed now
 	Accepted uint64 // connections from the namespace
