@@ -6,9 +6,11 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/internal/spin"
 )
 
 // Conn is a TCP connection of a Driver. It implements net.Conn and the
@@ -33,6 +35,7 @@ type Conn struct {
 	rdCode, wrCode   engine.Error // results, once done
 	code             engine.Error // why the connection failed (EventReset, EventError, a failed OpDial)
 	localIdx         uint8        // the local address: d.local(localIdx), or noLocal
+	spin             spin.Spinner // whether blocked calls spin before they park (d.mu)
 	localPort        uint16
 	remote           netip.AddrPort
 	w                *waiter  // while calls are blocked
@@ -85,8 +88,9 @@ type connExt struct {
 // one from the driver's free list when a call blocks and give it back when no
 // call is blocked any more, so idle connections hold none.
 type waiter struct {
-	cond sync.Cond // L is &d.mu
-	refs int       // calls blocked on it
+	cond sync.Cond     // L is &d.mu
+	refs int           // calls blocked on it
+	gen  atomic.Uint32 // wakes so far: a spinning call watches it (spin.Until)
 }
 
 // maxFreeWaiters bounds the driver's free list of waiters.
@@ -112,7 +116,22 @@ func (c *Conn) wait() {
 		c.w = w
 	}
 	w.refs++
-	w.cond.Wait()
+	start := time.Now()
+	if c.spin.Spins() {
+		// Spin a moment before parking (host/internal/spin): in a bulk
+		// transfer the Step that wakes this call is tens of µs away, less
+		// than waking a parked goroutine on an idle CPU takes.
+		g := w.gen.Load()
+		d.mu.Unlock()
+		spin.Until(func() bool { return w.gen.Load() != g })
+		d.mu.Lock()
+		if w.gen.Load() == g {
+			w.cond.Wait()
+		}
+	} else {
+		w.cond.Wait()
+	}
+	c.spin.Record(time.Since(start))
 	w.refs--
 	if w.refs == 0 {
 		c.w = nil
@@ -125,6 +144,7 @@ func (c *Conn) wait() {
 // wake wakes c's blocked calls, which look again at what they wait for (d.mu held).
 func (c *Conn) wake() {
 	if c.w != nil {
+		c.w.gen.Add(1)
 		c.w.cond.Broadcast()
 	}
 }

@@ -23,6 +23,7 @@ type stampEngine struct {
 	turn   int
 	steps  uint32
 	made   atomic.Int64 // frames made
+	maxIn  atomic.Int64 // the most frames one Step was given
 }
 
 func newStampEngine(size, perStep int) *stampEngine {
@@ -47,6 +48,9 @@ func (e *stampEngine) Step(in *engine.Input, out *engine.Output) {
 		out.Frames = append(out.Frames, a[i*e.size:(i+1)*e.size:(i+1)*e.size])
 	}
 	e.made.Add(int64(len(out.Frames)))
+	if n := int64(len(in.Frames)); n > e.maxIn.Load() {
+		e.maxIn.Store(n)
+	}
 	for range in.Commands {
 		out.Results = append(out.Results, engine.Result{Err: engine.ErrInvalid})
 	}
@@ -195,6 +199,39 @@ func TestPipelinedWrites(t *testing.T) {
 			}
 			t.Logf("%d frames, %d steps (%d inline), %d batches written inline", sent, st.Steps, st.InlineSteps, st.InlineWrites)
 		})
+	}
+}
+
+// A Step takes one read batch, not every batch the reader has filled, so that
+// the engine's answers to it reach the link before it works through the
+// next; and a batch left behind that way is taken by the next round, with no
+// other work (a timer, a command) to start it.
+func TestOneBatchPerStep(t *testing.T) {
+	checkGoroutines(t)
+	const frames, perBatch = 64, 8
+	eng := newStampEngine(128, frames)
+	l := &checkLink{mtu: 128, in: make(chan []byte, frames), closed: make(chan struct{})}
+	frame := make([]byte, 128)
+	for range frames {
+		l.in <- frame
+	}
+	d, err := host.NewDriver(eng, l, &host.Options{BatchFrames: perBatch, Batches: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	// The stamp engine has no timer: a batch nobody takes stays untaken.
+	for deadline := time.Now().Add(5 * time.Second); eng.made.Load() < frames && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := eng.made.Load(); got != frames {
+		t.Fatalf("the engine was given %d of %d frames", got, frames)
+	}
+	if m := eng.maxIn.Load(); m > perBatch {
+		t.Errorf("a Step was given %d frames, more than one batch of %d", m, perBatch)
+	}
+	if st := d.Stats(); st.Steps < frames/perBatch || st.FramesIn != frames {
+		t.Errorf("%d frames in %d Steps, want %d in at least %d", st.FramesIn, st.Steps, frames, frames/perBatch)
 	}
 }
 

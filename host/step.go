@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/internal/spin"
 )
 
 // Who steps the engine. Any goroutine that brings work (an application's
@@ -81,13 +82,22 @@ func (d *Driver) kick() {
 // callers, full read batches) and the engine's timers.
 func (d *Driver) run() {
 	defer d.wg.Done()
+	var sp spin.Spinner
 	for {
+		start := time.Now()
+		if sp.Spins() {
+			// A moment's spin before parking (host/internal/spin): in a bulk
+			// transfer the reader's next full batch is tens of µs away. A
+			// timer that fires meanwhile is seen after the spin.
+			spin.Until(func() bool { return len(d.wake) > 0 })
+		}
 		select {
 		case <-d.wake:
 		case <-d.timer.C:
 		case <-d.done:
 			return // Close (or the reader) runs the last Step: see shutdown
 		}
+		sp.Record(time.Since(start))
 		d.poke(roleEngine)
 	}
 }
@@ -123,15 +133,20 @@ func (d *Driver) rounds(r role) (left bool) {
 	}
 }
 
-// takeFrames takes every batch the reader has filled, without waiting.
+// takeFrames takes a batch the reader has filled, if there is one, without
+// waiting. One batch per Step, not every one there is: the engine's ACKs for
+// a batch go to the link before it works through the next, so the peer's
+// sender makes its next frames while this engine takes in the rest. A Step
+// over every frame held answers them all at its end, and the two engines of a
+// bulk transfer take turns instead of working at once.
 func (d *Driver) takeFrames() {
-	for {
-		select {
-		case b := <-d.full:
-			d.held = append(d.held, b)
-		default:
-			return
-		}
+	select {
+	case b := <-d.full:
+		d.held = append(d.held, b)
+	default:
+	}
+	if len(d.full) > 0 {
+		d.want.Store(true) // the next round takes the next batch
 	}
 }
 
