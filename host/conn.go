@@ -117,7 +117,7 @@ func (c *Conn) wait() {
 	}
 	w.refs++
 	start := time.Now()
-	if c.spin.Spins() {
+	if !d.opts.NoSpin && c.spin.Spins() {
 		// Spin a moment before parking (host/internal/spin): in a bulk
 		// transfer the Step that wakes this call is tens of µs away, less
 		// than waking a parked goroutine on an idle CPU takes.

@@ -51,7 +51,9 @@
 // and without the spin the two engines of a bulk transfer in one process ran
 // one at a time (W1 at MTU 65535: 21 Gbit/s before, 30 after, in
 // bench/README.md's run). A connection or link that stays idle stops
-// spinning after two long waits; with GOMAXPROCS 1 nothing spins.
+// spinning after two long waits; with GOMAXPROCS 1 nothing spins, nor with
+// Options.NoSpin (for drivers whose traffic depends on other busy processes
+// on the same CPUs). A TUN device spins in its reads with tun.Config.Spin.
 //
 // # Copies of a payload byte
 //

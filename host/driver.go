@@ -24,6 +24,12 @@ type Options struct {
 	// Nagle leaves Nagle's algorithm on for new connections. Go's net package
 	// turns it off (TCP_NODELAY), and so does the Driver unless this is set.
 	Nagle bool
+	// NoSpin has blocked calls and the engine goroutine park at once instead
+	// of spinning up to 50 µs first (see the package comment). Set it where
+	// the traffic depends on other busy processes that need the same CPUs:
+	// `tcpeng forward`, whose relayed connections end in the host's own
+	// servers, connected 18% fewer times a second with the spinning.
+	NoSpin bool
 }
 
 // Stats are a driver's counters.

@@ -85,7 +85,7 @@ func (d *Driver) run() {
 	var sp spin.Spinner
 	for {
 		start := time.Now()
-		if sp.Spins() {
+		if !d.opts.NoSpin && sp.Spins() {
 			// A moment's spin before parking (host/internal/spin): in a bulk
 			// transfer the reader's next full batch is tens of µs away. A
 			// timer that fires meanwhile is seen after the spin.

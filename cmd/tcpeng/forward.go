@@ -325,7 +325,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	if o.verbose {
 		fcfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
-	if s.fwd, err = forward.Start(eng, link, nil, fcfg); err != nil {
+	if s.fwd, err = forward.Start(eng, link, &host.Options{NoSpin: true}, fcfg); err != nil {
 		s.dev, s.pcap = nil, nil // Start closed the link
 		return nil, err
 	}

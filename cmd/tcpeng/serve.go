@@ -208,6 +208,7 @@ func serveMain(ctx context.Context, o *serveOptions, stdout, stderr io.Writer, r
 	dev, err := tun.Open(tun.Config{
 		Name: o.tun, Netns: o.netns, MTU: o.mtu, TxQueueLen: o.txqueuelen, Offload: o.offload,
 		SkipChecksums: trustChecksums(o.pcap),
+		Spin:          true, // see tun.Config.Spin: the kernel is the only other party
 		Addrs:         []netip.Prefix{plan.peer},
 	})
 	if err != nil {

@@ -260,8 +260,13 @@ func (e *echoServer) pump(id engine.ConnID) {
 // tunPair opens a TUN device in a new namespace: the kernel at 10.7.0.1/24 on
 // it, the engine at 10.7.0.2 behind it.
 func tunPair(t *testing.T, offload bool, mtu int) (string, *Device) {
+	return tunPairSpin(t, offload, mtu, false)
+}
+
+// tunPairSpin is tunPair with Config.Spin.
+func tunPairSpin(t *testing.T, offload bool, mtu int, spin bool) (string, *Device) {
 	ns := newNS(t)
-	dev, err := Open(Config{Name: "tcpt0", Netns: ns, MTU: mtu, Offload: offload,
+	dev, err := Open(Config{Name: "tcpt0", Netns: ns, MTU: mtu, Offload: offload, Spin: spin,
 		Addrs: []netip.Prefix{netip.MustParsePrefix("10.7.0.1/24")}})
 	if err != nil {
 		t.Fatal(err)
@@ -308,9 +313,11 @@ func TestKernelClientEngineEcho(t *testing.T) {
 		name    string
 		offload bool
 		mtu     int
-	}{{"plain", false, 1500}, {"offload", true, 1500}, {"plain-mtu9000", false, 9000}, {"plain-mtu65000", false, 65000}, {"offload-mtu9000", true, 9000}} {
+		spin    bool
+	}{{"plain", false, 1500, false}, {"offload", true, 1500, false}, {"plain-mtu9000", false, 9000, false}, {"plain-mtu65000", false, 65000, false}, {"offload-mtu9000", true, 9000, false},
+		{"offload-spin", true, 1500, true}, {"plain-spin", false, 1500, true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			ns, dev := tunPair(t, tc.offload, tc.mtu)
+			ns, dev := tunPairSpin(t, tc.offload, tc.mtu, tc.spin)
 			d := newDriver(t, dev, engineAddr)
 			srv := &echoServer{st: d.st, conns: map[engine.ConnID]*echoConn{}, done: make(chan engine.ConnID, 1)}
 			lid, lerr := d.st.Listen(netip.AddrPortFrom(engineAddr, 7), 0)

@@ -3,9 +3,12 @@ package tun
 import (
 	"errors"
 	"net"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tcpeng/tcpeng/host/internal/spin"
 )
 
 // errNothing: a non-blocking read found no packet.
@@ -60,8 +63,16 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 		r.set(buf, d.overflow, nil)
 	}
 	r.block = block
+	var start time.Time
+	if block {
+		start = time.Now()
+		r.spins = r.spinOn && r.spin.Spins()
+	}
 	err := d.rc.Read(r.fn)
 	n, serr := r.n, r.err
+	if block {
+		r.spin.Record(time.Since(start))
+	}
 	r.clear()
 	if err != nil {
 		return 0, d.closedErr(err)
@@ -227,6 +238,21 @@ type readOp struct {
 	n     int
 	err   error
 	fn    func(fd uintptr) bool // r.do, bound once
+	// With Config.Spin a blocking read polls the descriptor for up to
+	// spin.Window before it waits on the runtime's poller, as long as packets
+	// keep coming that soon (host/internal/spin).
+	spin   spin.Spinner
+	spinOn bool        // Config.Spin
+	spins  bool        // this read may spin (decided before it)
+	fd     uintptr     // while spinning
+	pollFn func() bool // r.poll, bound once
+}
+
+// poll is one non-blocking try of the read while spinning: true when it got
+// a packet or an error other than EAGAIN.
+func (r *readOp) poll() bool {
+	r.try(r.fd)
+	return r.err != unix.EAGAIN
 }
 
 // set points the read at up to three buffers, in order.
@@ -247,6 +273,17 @@ func (r *readOp) clear() { r.iov = [3]unix.Iovec{} }
 // do is the syscall.RawConn.Read callback: readv(2) until it is not EINTR;
 // false (wait for the descriptor to be readable) on EAGAIN when blocking.
 func (r *readOp) do(fd uintptr) bool {
+	r.try(fd)
+	if r.err == unix.EAGAIN && r.block && r.spins {
+		r.spins = false // once per call: the poller's wake-up comes back here
+		r.fd = fd
+		spin.Until(r.pollFn)
+	}
+	return r.err != unix.EAGAIN || !r.block
+}
+
+// try is one readv(2), retried on EINTR.
+func (r *readOp) try(fd uintptr) {
 	for {
 		r.n, r.err = 0, nil
 		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), uintptr(r.niov))
@@ -256,7 +293,7 @@ func (r *readOp) do(fd uintptr) bool {
 			r.n = int(n)
 		}
 		if e != unix.EINTR {
-			return e != unix.EAGAIN || !r.block
+			return
 		}
 	}
 }

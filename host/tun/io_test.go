@@ -322,3 +322,35 @@ func TestDeviceIOAllocs(t *testing.T) {
 		}
 	}
 }
+
+// With Config.Spin a blocking read polls the descriptor before it waits on
+// the poller: a packet that comes while it polls, or after it has gone to
+// wait, is read all the same, and reading allocates nothing.
+func TestReadBatchSpin(t *testing.T) {
+	d, k := fakeDevice(t, false)
+	d.rop.spinOn = true
+	pkt := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK, payload: pattern(100, 1)}.frame()
+	b, sizes := bufs(4, 1500)
+	for _, delay := range []time.Duration{0, 10 * time.Microsecond, 200 * time.Microsecond, 5 * time.Millisecond} {
+		go func() {
+			time.Sleep(delay)
+			unix.Write(k, pkt)
+		}()
+		n, err := d.ReadBatch(b, sizes)
+		if err != nil || n != 1 || !bytes.Equal(b[0][:sizes[0]], pkt) {
+			t.Fatalf("packet after %v: ReadBatch = %d, %v", delay, n, err)
+		}
+	}
+	if raceEnabled {
+		return
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		unix.Write(k, pkt)
+		if n, err := d.ReadBatch(b, sizes); n != 1 || err != nil {
+			t.Fatalf("ReadBatch = %d, %v", n, err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per spinning read", allocs)
+	}
+}
