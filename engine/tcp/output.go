@@ -351,7 +351,15 @@ func (c *Conn) windowEdge() Seq {
 
 // windowUpdateDue reports whether a Read opened the window enough to tell the
 // peer now: the edge would move by at least min(RCV.BUFF/2, 2×MSS) while the
-// window the peer knows is below half the buffer.
+// window the peer knows is below half the buffer. Or whether a Read should
+// send the ACK the delayed-ACK timer holds: when more than a full-sized
+// segment's worth of data is unacknowledged, as Linux's tcp_cleanup_rbuf
+// does (RFC 5681 §4.2 lets a receiver acknowledge sooner than the timer). The
+// every-second-full-sized-segment rule of receive counts whole segments, and
+// a sender whose writes do not divide into them (at MTU 65535 a 64 KiB write
+// is a full segment and a 53-byte one) is left waiting for the timer with
+// the initial window of two segments (RFC 6928): 40 ms at the start of every
+// bulk transfer, until the application's reads send it.
 func (c *Conn) windowUpdateDue() bool {
 	if c.flags&fWindowUpdate == 0 {
 		return false
@@ -362,6 +370,9 @@ func (c *Conn) windowUpdateDue() bool {
 		// window tells it nothing, and a peer that has closed and forgotten the
 		// connection would answer it with a reset.
 		return false
+	}
+	if c.timers[timerDelAck] != 0 && c.rcvNxt.Size(c.lastAckSent) > uint32(c.fullSegment()) {
+		return true
 	}
 	known := c.rcvWnd()
 	step := c.windowEdge().Size(c.rcvAdv)
