@@ -49,11 +49,11 @@
 // waits keep ending that soon (host/internal/spin): waking a parked goroutine
 // onto an idle CPU takes 30 to 100 µs on the virtual machines we measure on,
 // and without the spin the two engines of a bulk transfer in one process ran
-// one at a time (W1 at MTU 65535: 21 Gbit/s before, 30 after, in
-// bench/README.md's run). A connection or link that stays idle stops
-// spinning after two long waits; with GOMAXPROCS 1 nothing spins, nor with
-// Options.NoSpin (for drivers whose traffic depends on other busy processes
-// on the same CPUs). A TUN device spins in its reads with tun.Config.Spin.
+// one at a time (bench/README.md, W1 at MTU 65535). A connection or link
+// that stays idle stops spinning after two long waits; with GOMAXPROCS 1
+// nothing spins, nor with Options.NoSpin (for drivers whose traffic depends
+// on other busy processes on the same CPUs). A TUN device spins in its reads
+// with tun.Config.Spin.
 //
 // # Copies of a payload byte
 //
