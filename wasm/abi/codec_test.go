@@ -457,7 +457,17 @@ func TestConfigAgainstReference(t *testing.T) {
 		MSL: 30 * engine.Second, InitialRTO: engine.Second, MinRTO: 200 * engine.Millisecond, MaxRTO: 120 * engine.Second,
 		DelayedAck: -1, KeepaliveIdle: 7200 * engine.Second, KeepaliveInterval: 75 * engine.Second, KeepaliveCount: 9,
 		MaxRetries: 15, SynRetries: 6, FinWait2Timeout: 60 * engine.Second, InvalidAckInterval: 500 * engine.Millisecond, NoWindowScale: true, NoSACK: true, MaxOutOfOrder: 32, Forward: true,
-		TraceStates: true, OutputBuffer: 1 << 20, MaxFreeChunks: 1024,
+		TraceStates: true, OutputBuffer: 1 << 20, MaxFreeChunks: 1024, NoTimestamps: true, TrustLink: true,
+	}
+	// full sets every field, so that a field added to engine.Config and
+	// forgotten by the encoder fails here. (NoTimestamps and TrustLink were
+	// missing from it, and the encoder wrote them as integers, which the guest
+	// refuses: an engine with either set failed to start in WebAssembly.)
+	fv := reflect.ValueOf(full)
+	for i := range fv.NumField() {
+		if fv.Field(i).IsZero() {
+			t.Fatalf("the full config leaves engine.Config.%s zero: set it", fv.Type().Field(i).Name)
+		}
 	}
 	for i, c := range []engine.Config{{}, {Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, Seed: 1}, full} {
 		ours := AppendConfig(nil, &c)

@@ -54,40 +54,43 @@ const (
 // zone, is sent as an empty bin, which the engine rejects.
 func AppendConfig(b []byte, c *engine.Config) []byte {
 	type kv struct {
-		key string
-		v   int64
+		key    string
+		v      int64
+		isBool bool // a boolean field: written as true (MessagePack), never as 1
 	}
+	num := func(k string, v int64) kv { return kv{key: k, v: v} }
+	flag := func(k string, v bool) kv { return kv{key: k, v: b2i(v), isBool: true} }
 	ints := [...]kv{
-		{keyMTU, int64(c.MTU)},
-		{keySeed, 0}, // placeholder: a uint64, written below
-		{keyKey, 0},  // placeholder: a bin
-		{keySendBuffer, int64(c.SendBuffer)},
-		{keyRecvBuffer, int64(c.RecvBuffer)},
-		{keyMaxConns, int64(c.MaxConns)},
-		{keyBacklog, int64(c.Backlog)},
-		{keyEphemeralLow, int64(c.EphemeralLow)},
-		{keyEphemeralHigh, int64(c.EphemeralHigh)},
-		{keyMSL, int64(c.MSL)},
-		{keyInitialRTO, int64(c.InitialRTO)},
-		{keyMinRTO, int64(c.MinRTO)},
-		{keyMaxRTO, int64(c.MaxRTO)},
-		{keyDelayedAck, int64(c.DelayedAck)},
-		{keyKeepaliveIdle, int64(c.KeepaliveIdle)},
-		{keyKeepaliveInterval, int64(c.KeepaliveInterval)},
-		{keyKeepaliveCount, int64(c.KeepaliveCount)},
-		{keyMaxRetries, int64(c.MaxRetries)},
-		{keySynRetries, int64(c.SynRetries)},
-		{keyFinWait2Timeout, int64(c.FinWait2Timeout)},
-		{keyInvalidAck, int64(c.InvalidAckInterval)},
-		{keyNoWindowScale, b2i(c.NoWindowScale)},
-		{keyNoSACK, b2i(c.NoSACK)},
-		{keyNoTimestamps, b2i(c.NoTimestamps)},
-		{keyMaxOutOfOrder, int64(c.MaxOutOfOrder)},
-		{keyForward, b2i(c.Forward)},
-		{keyTraceStates, b2i(c.TraceStates)},
-		{keyTrustLink, b2i(c.TrustLink)},
-		{keyOutputBuffer, int64(c.OutputBuffer)},
-		{keyMaxFreeChunks, int64(c.MaxFreeChunks)},
+		num(keyMTU, int64(c.MTU)),
+		num(keySeed, 0), // placeholder: a uint64, written below
+		num(keyKey, 0),  // placeholder: a bin
+		num(keySendBuffer, int64(c.SendBuffer)),
+		num(keyRecvBuffer, int64(c.RecvBuffer)),
+		num(keyMaxConns, int64(c.MaxConns)),
+		num(keyBacklog, int64(c.Backlog)),
+		num(keyEphemeralLow, int64(c.EphemeralLow)),
+		num(keyEphemeralHigh, int64(c.EphemeralHigh)),
+		num(keyMSL, int64(c.MSL)),
+		num(keyInitialRTO, int64(c.InitialRTO)),
+		num(keyMinRTO, int64(c.MinRTO)),
+		num(keyMaxRTO, int64(c.MaxRTO)),
+		num(keyDelayedAck, int64(c.DelayedAck)),
+		num(keyKeepaliveIdle, int64(c.KeepaliveIdle)),
+		num(keyKeepaliveInterval, int64(c.KeepaliveInterval)),
+		num(keyKeepaliveCount, int64(c.KeepaliveCount)),
+		num(keyMaxRetries, int64(c.MaxRetries)),
+		num(keySynRetries, int64(c.SynRetries)),
+		num(keyFinWait2Timeout, int64(c.FinWait2Timeout)),
+		num(keyInvalidAck, int64(c.InvalidAckInterval)),
+		flag(keyNoWindowScale, c.NoWindowScale),
+		flag(keyNoSACK, c.NoSACK),
+		flag(keyNoTimestamps, c.NoTimestamps),
+		num(keyMaxOutOfOrder, int64(c.MaxOutOfOrder)),
+		flag(keyForward, c.Forward),
+		flag(keyTraceStates, c.TraceStates),
+		flag(keyTrustLink, c.TrustLink),
+		num(keyOutputBuffer, int64(c.OutputBuffer)),
+		num(keyMaxFreeChunks, int64(c.MaxFreeChunks)),
 	}
 	hasKey := c.Key != [16]byte{}
 	n := 0
@@ -119,7 +122,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 				b = appendBin(appendStr(b, keyKey), c.Key[:])
 			}
 		case f.v == 0:
-		case f.key == keyNoWindowScale || f.key == keyNoSACK || f.key == keyForward || f.key == keyTraceStates:
+		case f.isBool:
 			b = appendBool(appendStr(b, f.key), true)
 		default:
 			b = appendInt(appendStr(b, f.key), f.v)
