@@ -9,7 +9,7 @@ FUZZTIME    ?= 3s
 # smoke run here; `make bench` runs the full comparison (7-10 minutes).
 .PHONY: test deps fmt-check vet staticcheck wasm unit integrity integrity-long integrity-wasm fuzz demo bench bench-smoke bench-tun
 
-test: deps fmt-check vet staticcheck wasm unit integrity fuzz bench-smoke
+test: deps fmt-check vet staticcheck wasm unit integrity integrity-wasm fuzz bench-smoke
 
 # System packages and tools the suites use (tshark to check pcap files, ...).
 deps:

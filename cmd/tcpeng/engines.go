@@ -16,7 +16,7 @@ type engineKind struct {
 }
 
 // engineKinds are the engines --engine chooses from. The WebAssembly engine
-// (bindings/wazero) registers here as "wasm" when it exists.
+// registers here as "wasm" (wasmengine.go).
 var engineKinds = map[string]engineKind{
 	"native": {
 		about: "the Go engine built into this program",

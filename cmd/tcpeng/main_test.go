@@ -314,7 +314,7 @@ func TestBadUsage(t *testing.T) {
 		{[]string{"demo", "--bytes", "-1"}, "tcpeng demo: --bytes -1 is out of range: give 0 to 1073741824"},
 		{[]string{"demo", "--delay", "-1s"}, "tcpeng demo: --delay -1s is out of range: give 0 to 1m"},
 		{[]string{"demo", "--message", ""}, "tcpeng demo: --message is empty: give some text, or --bytes N"},
-		{[]string{"demo", "--engine", "wasm"}, `tcpeng demo: --engine "wasm" is not known: give one of native`},
+		{[]string{"demo", "--engine", "wasm2"}, `tcpeng demo: --engine "wasm2" is not known: give one of native, wasm`},
 		{[]string{"demo", "extra"}, `tcpeng demo: unexpected argument "extra": it takes only flags (tcpeng demo -h)`},
 		{[]string{"demo", "--pcap", "/nonexistent/dir/x.pcap"}, "tcpeng demo: cannot write the pcap file: open /nonexistent/dir/x.pcap: no such file or directory"},
 	} {

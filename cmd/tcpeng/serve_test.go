@@ -33,13 +33,19 @@ func TestServeHTTPCurl(t *testing.T) {
 	dir := t.TempDir()
 	_, want := randomFile(t, dir, "blob.bin", 3<<20+17)
 	os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello, kernel\n"), 0o644)
-	for _, offload := range []bool{false, true} {
-		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) {
-			args := []string{"--http", "8080", "--root", dir}
-			if offload {
-				args = append(args, "--offload")
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"offload=false", nil},
+		{"offload=true", []string{"--offload"}},
+		{"engine=wasm", []string{"--offload", "--engine", "wasm"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if strings.Contains(tc.name, "wasm") {
+				useWasm(t)
 			}
-			startServe(t, ns, args...)
+			startServe(t, ns, append([]string{"--http", "8080", "--root", dir}, tc.args...)...)
 			got := inNS(t, ns, nil, "curl", "-sS", "--fail", "--max-time", "30", "http://10.7.0.2:8080/blob.bin")
 			if sha(got) != want {
 				t.Fatalf("curl got %d bytes, sha256 %s; want %s", len(got), sha(got), want)
@@ -242,18 +248,11 @@ func TestServeErrors(t *testing.T) {
 		{[]string{"--netns", ns, "--root", "/nonexistent"}, exitUsage, `tcpeng serve: --root "/nonexistent" is not a directory: give the directory to serve`},
 		{[]string{"--netns", ns, "--echo", "0", "--discard", "0", "--chargen", "0"}, exitUsage,
 			"tcpeng serve: every service is off: turn one on (--echo 7, --discard 9, --chargen 19, --http 80 --root DIR)"},
-		{[]string{"--netns", ns, "--engine", "wasm"}, exitUsage,
-			"tcpeng serve: --engine wasm: the WebAssembly engine is not built into this tcpeng yet (bindings/wazero registers it): use --engine native"},
 		{[]string{"--netns", ns, "--engine", "bogus"}, exitUsage, `tcpeng serve: --engine "bogus" is not known: give one of ` + engineNames()},
 		{[]string{"--netns", ns, "--bogus"}, exitUsage, "tcpeng serve: flag provided but not defined: -bogus (tcpeng serve -h lists the flags)"},
 		{[]string{"--netns", ns, "extra"}, exitUsage, `tcpeng serve: unexpected argument "extra": it takes only flags (tcpeng serve -h)`},
 		{[]string{"--netns", ns, "--pcap", "/nonexistent/x.pcap"}, exitFail, "tcpeng serve: --pcap: open /nonexistent/x.pcap: no such file or directory"},
 	} {
-		if c.args[len(c.args)-1] == "wasm" {
-			if _, ok := engineKinds["wasm"]; ok {
-				continue // registered by now
-			}
-		}
 		code, out, errs := tcpeng(append([]string{"serve"}, c.args...)...)
 		if code != c.code || out != "" || errs != c.want+"\n" {
 			t.Errorf("%q: exit %d, stdout %q, stderr\n got %q\nwant %q (exit %d)", c.args, code, out, errs, c.want+"\n", c.code)

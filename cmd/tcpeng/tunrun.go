@@ -38,9 +38,6 @@ func newEngine(kind string, cfg engine.Config) (engine.Engine, error) {
 
 // engineMissing says why --engine kind cannot run.
 func engineMissing(kind string) string {
-	if kind == "wasm" {
-		return "--engine wasm: the WebAssembly engine is not built into this tcpeng yet (bindings/wazero registers it): use --engine native"
-	}
 	return fmt.Sprintf("--engine %q is not known: give one of %s", kind, engineNames())
 }
 
