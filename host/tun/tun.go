@@ -81,8 +81,9 @@ type Config struct {
 	// waits on the runtime's poller, while packets keep coming that soon
 	// (host/internal/spin). Waking the reader's thread onto an idle CPU takes
 	// tens of µs on a VM; with Spin a request's answer is read at once.
-	// `tcpeng serve` sets it: its 64-byte round trip with the kernel fell from
-	// 60 to 27 µs and its connection rate rose 1.6×. It costs CPU while
+	// `tcpeng serve` sets it (and runs its driver with host.Options.NoSpin):
+	// its 64-byte round trip with the kernel fell from 60 to 27 µs and its
+	// connection rate rose 1.6×. It costs CPU while
 	// traffic flows (about 0.3 cores in a round-trip loop) and none when the
 	// device is idle, and it hurts where other busy processes need the CPUs:
 	// `tcpeng forward`, whose relayed connections end in the host's own
