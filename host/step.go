@@ -120,7 +120,7 @@ func (d *Driver) rounds(r role) (left bool) {
 		d.mu.Unlock()
 		d.takeFrames()
 		now := d.now()
-		if len(d.in.Commands) > 0 || len(d.held) > 0 || len(d.running) > 0 || now >= d.deadline {
+		if len(d.in.Commands) > 0 || d.held != nil || len(d.running) > 0 || now >= d.deadline {
 			d.step(now, r)
 			if r != roleEngine {
 				d.inlineSt++
@@ -140,9 +140,10 @@ func (d *Driver) rounds(r role) (left bool) {
 // over every frame held answers them all at its end, and the two engines of a
 // bulk transfer take turns instead of working at once.
 func (d *Driver) takeFrames() {
+	// d.held is nil here: rounds steps whenever a batch is held, and step
+	// gives it back.
 	select {
-	case b := <-d.full:
-		d.held = append(d.held, b)
+	case d.held = <-d.full:
 	default:
 	}
 	if len(d.full) > 0 {
@@ -176,7 +177,7 @@ func (d *Driver) step(now engine.Time, r role) {
 	d.w.waitFree(int(p))
 	d.in.Now = now
 	d.in.Frames = d.in.Frames[:0]
-	for _, b := range d.held {
+	if b := d.held; b != nil {
 		for i := range b.n {
 			d.in.Frames = append(d.in.Frames, b.bufs[i][:b.sizes[i]])
 		}
@@ -185,12 +186,11 @@ func (d *Driver) step(now engine.Time, r role) {
 	d.nsteps++
 	framesIn := len(d.in.Frames)
 	clear(d.in.Frames)
-	for i, b := range d.held {
+	if b := d.held; b != nil {
 		b.n = 0
 		d.empty <- b // never blocks: the channel holds every batch
-		d.held[i] = nil
+		d.held = nil
 	}
-	d.held = d.held[:0]
 	if len(out.Frames) > 0 {
 		d.w.put(int(p), out.Frames)
 	}
@@ -257,11 +257,10 @@ func (d *Driver) finish() {
 	d.w.close() // writes what is queued, stops the writer goroutine
 	_ = d.link.Close()
 	d.timer.Stop()
-	for i, b := range d.held {
-		d.empty <- b
-		d.held[i] = nil
+	if d.held != nil {
+		d.empty <- d.held
+		d.held = nil
 	}
-	d.held = d.held[:0]
 
 	d.mu.Lock()
 	pushes := d.endPush()
