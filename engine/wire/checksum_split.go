@@ -11,7 +11,8 @@ import "encoding/binary"
 // The main loop takes 128 bytes at a time into two accumulators, the low
 // halves and the high halves, so that the additions of an iteration are
 // independent: 1.5 to 1.8 times the speed of a 32-byte loop, in wazero (5.5-7.7
-// to 11.3 GB/s on 64 KiB) and in V8 (11.2 to 19-20 GB/s).
+// to 11.3 GB/s on 64 KiB) and in V8 (11.2 to 19-20 GB/s). The rest goes 8 bytes
+// at a time.
 func sum64Split(b []byte, acc uint64) uint64 {
 	var s0, s1 uint64
 	const m = 0xffffffff
@@ -39,17 +40,13 @@ func sum64Split(b []byte, acc uint64) uint64 {
 			(w8 >> 32) + (w9 >> 32) + (wa >> 32) + (wb >> 32) + (wc >> 32) + (wd >> 32) + (we >> 32) + (wf >> 32)
 		b = b[128:]
 	}
-	for len(b) >= 32 {
-		_ = b[31]
-		w0 := binary.LittleEndian.Uint64(b[0:8])
-		w1 := binary.LittleEndian.Uint64(b[8:16])
-		w2 := binary.LittleEndian.Uint64(b[16:24])
-		w3 := binary.LittleEndian.Uint64(b[24:32])
-		s0 += (w0 & 0xffffffff) + (w0 >> 32) + (w1 & 0xffffffff) + (w1 >> 32)
-		s1 += (w2 & 0xffffffff) + (w2 >> 32) + (w3 & 0xffffffff) + (w3 >> 32)
-		b = b[32:]
+	for len(b) >= 8 {
+		w := binary.LittleEndian.Uint64(b)
+		s0 += w & m
+		s1 += w >> 32
+		b = b[8:]
 	}
-	for len(b) >= 4 {
+	if len(b) >= 4 {
 		s0 += uint64(binary.LittleEndian.Uint32(b[0:4]))
 		b = b[4:]
 	}
@@ -61,8 +58,8 @@ func sum64Split(b []byte, acc uint64) uint64 {
 		s1 += uint64(b[0])
 	}
 	// Fold each accumulator to 32 bits before adding, so acc cannot overflow.
-	s0 = (s0 & 0xffffffff) + (s0 >> 32)
-	s1 = (s1 & 0xffffffff) + (s1 >> 32)
-	acc = (acc & 0xffffffff) + (acc >> 32)
+	s0 = (s0 & m) + (s0 >> 32)
+	s1 = (s1 & m) + (s1 >> 32)
+	acc = (acc & m) + (acc >> 32)
 	return acc + s0 + s1
 }
