@@ -63,14 +63,15 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 		r.set(buf, d.overflow, nil)
 	}
 	r.block = block
+	measure := block && r.spinOn // the Spinner learns from blocking reads that may spin
 	var start time.Time
-	if block {
+	if measure {
 		start = time.Now()
-		r.spins = r.spinOn && r.spin.Spins()
+		r.spins = r.spin.Spins()
 	}
 	err := d.rc.Read(r.fn)
 	n, serr := r.n, r.err
-	if block {
+	if measure {
 		r.spin.Record(time.Since(start))
 	}
 	r.clear()
