@@ -60,7 +60,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 	}
 	num := func(k string, v int64) kv { return kv{key: k, v: v} }
 	flag := func(k string, v bool) kv { return kv{key: k, v: b2i(v), isBool: true} }
-	ints := [...]kv{
+	fields := [...]kv{
 		num(keyMTU, int64(c.MTU)),
 		num(keySeed, 0), // placeholder: a uint64, written below
 		num(keyKey, 0),  // placeholder: a bin
@@ -97,7 +97,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 	if len(c.Addrs) > 0 {
 		n++
 	}
-	for _, f := range ints {
+	for _, f := range fields {
 		switch {
 		case f.key == keySeed && c.Seed != 0, f.key == keyKey && hasKey, f.v != 0:
 			n++
@@ -111,7 +111,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 			b = appendAddr(b, a)
 		}
 	}
-	for _, f := range ints {
+	for _, f := range fields {
 		switch {
 		case f.key == keySeed:
 			if c.Seed != 0 {
