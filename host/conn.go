@@ -71,12 +71,10 @@ const codeClosed engine.Error = 0xff
 const noLocal = 0xff
 
 // connExt holds a connection's deadlines, in the driver's monotonic
-// nanoseconds (time since d.origin; 0 means none), and their timers, and the
-// state of push mode (OnRead).
+// nanoseconds (time since d.origin; 0 means none), and their timers.
 type connExt struct {
 	rdDL, wrDL int64
 	rdT, wrT   *time.Timer
-	push       *pushState
 	// local is the local address when it is not interned (noLocal: in forward
 	// mode every destination is a local address). adopt sets it before the
 	// application has the connection and it never changes, so LocalAddrPort
@@ -151,12 +149,6 @@ func (c *Conn) wake() {
 
 // readResult takes the engine's answer to an OpRead (d.mu held).
 func (c *Conn) readResult(r *engine.Result) {
-	if p := c.pushState(); p != nil {
-		if c.rdState == opInStep {
-			c.pushResult(p, r)
-		}
-		return
-	}
 	switch {
 	case c.rdState != opInStep:
 		return
@@ -246,10 +238,6 @@ func (c *Conn) blockErr(read bool) error {
 func (c *Conn) Read(p []byte) (int, error) {
 	d := c.d
 	d.mu.Lock()
-	if c.pushState() != nil {
-		d.mu.Unlock()
-		return 0, c.opError("read", errPushMode)
-	}
 	for c.rdState != opIdle { // another Read is under way
 		if err := c.blockErr(true); err != nil {
 			d.mu.Unlock()

@@ -40,9 +40,7 @@
 // per-connection sync.Cond; a Read or Write that cannot complete at once stays
 // with the driver, which retries it when the engine says the connection
 // became readable or writable, and wakes the caller only when it is done.
-// Conn.OnRead hands data to a function right after the Step that read it,
-// without waking a goroutine at all (host/forward relays with it). Close stops
-// all three goroutines.
+// Close stops all three goroutines.
 //
 // A blocked call, the engine goroutine and memlink's reader spin for up to
 // 50 µs (yielding the processor) before they park, for as long as their

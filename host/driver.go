@@ -91,8 +91,7 @@ type Driver struct {
 	work     []*Conn // the dirty list being collected (swapped with dirty)
 	workLis  []*Listener
 	running  []*inspectReq
-	held     *batch  // the read batch taken for the next Step, or nil
-	pushed   []*Conn // push mode reads done in the last Step, to deliver
+	held     *batch // the read batch taken for the next Step, or nil
 	deadline engine.Time
 	armed    engine.Time // what the timer is set for (Never: stopped, or fired)
 	finished bool        // finish ran: the stepper keeps stepping forever

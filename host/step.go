@@ -213,9 +213,6 @@ func (d *Driver) step(now engine.Time, r role) {
 	// Let go of the applications' buffers.
 	clear(d.in.Commands)
 	clear(d.owners)
-	if len(d.pushed) > 0 {
-		d.deliver()
-	}
 }
 
 // finish is the last work of the driver, run by the stepper that finds it
@@ -260,13 +257,6 @@ func (d *Driver) finish() {
 	if d.held != nil {
 		d.empty <- d.held
 		d.held = nil
-	}
-
-	d.mu.Lock()
-	pushes := d.endPush()
-	d.mu.Unlock()
-	for _, call := range pushes {
-		call()
 	}
 
 	d.mu.Lock()

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
-	"github.com/tcpeng/tcpeng/host"
 	"github.com/tcpeng/tcpeng/host/forward"
 	"github.com/tcpeng/tcpeng/host/netns"
 	"github.com/tcpeng/tcpeng/host/tun"
@@ -41,6 +40,7 @@ type forwardOptions struct {
 	pcap        string
 	cpuprofile  string
 	verbose     bool
+	spin        bool
 	cmd         []string
 }
 
@@ -101,6 +101,7 @@ func forwardFlags(o *forwardOptions) *flag.FlagSet {
 	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp()+"; wasm once the WebAssembly engine is built in")
 	fs.StringVar(&o.pcap, "pcap", "", "write every frame the engine receives and sends to `FILE` (pcap, raw IP)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
+	fs.BoolVar(&o.spin, "spin", false, "poll for up to 50 µs before sleeping while traffic flows: shorter round trips, a CPU busy meanwhile")
 	fs.BoolVar(&o.verbose, "v", false, "print the setup, and one line per connection that could not be relayed, on stderr")
 	fs.Usage = func() {
 		w := fs.Output()
@@ -233,11 +234,10 @@ func runForward(args []string, stdout, stderr io.Writer) int {
 
 // forwardSession is a running forward: what tests look at.
 type forwardSession struct {
-	ns     *os.File // the namespace (ours, or --netns's)
-	dev    *tun.Device
-	driver *host.Driver
-	fwd    *forward.Forwarder
-	pcap   *pcapLink
+	ns   *os.File // the namespace (ours, or --netns's)
+	dev  *tun.Device
+	fwd  *forward.Forwarder
+	pcap *pcapLink
 }
 
 // close tears everything down: relayed connections are reset, the engine
@@ -246,7 +246,7 @@ type forwardSession struct {
 // its processes).
 func (s *forwardSession) close() {
 	if s.fwd != nil {
-		s.fwd.Close() // and the driver, the engine and the link
+		s.fwd.Close() // and the link
 	} else if s.pcap != nil {
 		s.pcap.Close()
 	} else if s.dev != nil {
@@ -301,7 +301,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 			return nil, err
 		}
 	}
-	var link host.Link = s.dev
+	var link forward.Link = s.dev
 	if o.pcap != "" {
 		if s.pcap, err = newPcapLink(s.dev, o.pcap); err != nil {
 			return nil, err
@@ -325,11 +325,11 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	if o.verbose {
 		fcfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
-	if s.fwd, err = forward.Start(eng, link, &host.Options{NoSpin: true}, fcfg); err != nil {
+	fcfg.Spin = o.spin
+	if s.fwd, err = forward.Start(eng, link, fcfg); err != nil {
 		s.dev, s.pcap = nil, nil // Start closed the link
 		return nil, err
 	}
-	s.driver = s.fwd.Driver()
 	for _, pf := range o.ports {
 		if _, err = s.fwd.AddPort(pf.host, pf.ns); err != nil {
 			return nil, fmt.Errorf("-p %v:%d: %v", pf.host, pf.ns, errors.Unwrap(err))

@@ -467,9 +467,13 @@ func TestForwardCommand(t *testing.T) {
 	if code, out, _ := tcpeng("forward", "sh", "-c", "echo ok"); code != 0 || out != "ok\n" {
 		t.Errorf("without --: exit %d, stdout %q", code, out)
 	}
-	// The same download with the engine as WebAssembly.
-	useWasm(t)
+	// The same download with the loop spinning, and with the engine as
+	// WebAssembly.
 	script = fmt.Sprintf(`curl -sS --fail --max-time 30 http://10.0.2.2:%d/blob.bin | sha256sum`, port)
+	if code, out, errs := tcpeng("forward", "--spin", "--", "sh", "-c", script); code != 0 || errs != "" || !strings.HasPrefix(out, want+" ") {
+		t.Errorf("--spin: exit %d, stdout %q, stderr %q; want the sha256 %s", code, out, errs, want)
+	}
+	useWasm(t)
 	if code, out, errs := tcpeng("forward", "--engine", "wasm", "--", "sh", "-c", script); code != 0 || errs != "" || !strings.HasPrefix(out, want+" ") {
 		t.Errorf("--engine wasm: exit %d, stdout %q, stderr %q; want the sha256 %s", code, out, errs, want)
 	}
@@ -570,5 +574,5 @@ func TestForwardSignals(t *testing.T) {
 
 func TestForwardHelp(t *testing.T) {
 	helpMentions(t, "forward", "-netns", "-tun", "-mtu", "-offload", "-addr", "-gateway", "-dns", "-dns-upstream", "-p ", "-max-conns",
-		"-dial-timeout", "-engine", "-pcap", "10.0.2.2", "UDP", "use-vc", "Examples")
+		"-dial-timeout", "-engine", "-pcap", "-spin", "10.0.2.2", "UDP", "use-vc", "Examples")
 }

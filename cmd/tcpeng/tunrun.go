@@ -17,6 +17,7 @@ import (
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
+	"github.com/tcpeng/tcpeng/host/forward"
 	"github.com/tcpeng/tcpeng/host/pcap"
 )
 
@@ -130,6 +131,20 @@ func (l *pcapLink) record(frames [][]byte) {
 
 func (l *pcapLink) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 	n, err := l.Link.ReadBatch(bufs, sizes)
+	l.recordRead(bufs, sizes, n)
+	return n, err
+}
+
+// TryReadBatch and Fd make a pcapLink over a TUN device a forward.Link.
+func (l *pcapLink) TryReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	n, err := l.Link.(forward.Link).TryReadBatch(bufs, sizes)
+	l.recordRead(bufs, sizes, n)
+	return n, err
+}
+
+func (l *pcapLink) Fd() int { return l.Link.(forward.Link).Fd() }
+
+func (l *pcapLink) recordRead(bufs [][]byte, sizes []int, n int) {
 	if n > 0 {
 		frames := make([][]byte, n)
 		for i := range n {
@@ -137,7 +152,6 @@ func (l *pcapLink) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 		}
 		l.record(frames)
 	}
-	return n, err
 }
 
 func (l *pcapLink) WriteBatch(frames [][]byte) error {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
-	"github.com/tcpeng/tcpeng/host/memlink"
 	"github.com/tcpeng/tcpeng/internal/testkit"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -47,7 +47,7 @@ func newEngine(t testing.TB, cfg engine.Config) *engine.Stack {
 func newEnv(t testing.TB, mod func(*Config)) *env {
 	t.Helper()
 	checkGoroutines(t)
-	la, lb := memlink.NewPair(1500, 4096)
+	la, lb := seqPair(t, 1500)
 	g, err := host.NewDriver(newEngine(t, engine.Config{Addrs: []netip.Addr{guestIP}, Seed: 1}), la, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +58,7 @@ func newEnv(t testing.TB, mod func(*Config)) *env {
 		mod(&cfg)
 	}
 	fe := newEngine(t, engine.Config{Addrs: []netip.Addr{gatewayIP}, Seed: 2, Forward: true, Backlog: 1024})
-	f, err := Start(fe, lb, nil, cfg)
+	f, err := Start(fe, lb, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,8 +176,29 @@ func mustReset(t testing.TB, err error, what string) {
 // running a few seconds after it ended (its cleanups done).
 var checkGoroutines = testkit.CheckGoroutines
 
-func memlinkPair() (a, b host.Link) { return memlink.NewPair(1500, 64) }
-
 func engineCfg(fwd bool) engine.Config {
 	return engine.Config{Addrs: []netip.Addr{gatewayIP}, Forward: fwd}
+}
+
+// blackHole returns a loopback address whose connects hang: a listener with
+// a backlog of one that accepts nothing, its queue filled by one connection,
+// so the kernel drops further SYNs.
+func blackHole(t testing.TB) netip.AddrPort {
+	t.Helper()
+	fd, addr, err := listenTCP(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	for range 2 {
+		c, err := net.DialTimeout("tcp", addr.String(), 200*time.Millisecond)
+		if err != nil {
+			break // the queue is full
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	return addr
 }

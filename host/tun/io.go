@@ -22,6 +22,23 @@ var errNothing = errors.New("tun: nothing to read")
 // to the next call. After Close it returns net.ErrClosed. Malformed packets are
 // dropped and counted (Stats.RxDropped), never returned as errors.
 func (d *Device) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return d.readBatch(bufs, sizes, true)
+}
+
+// TryReadBatch is ReadBatch without the wait: with no frame ready it returns
+// 0 and no error. An event loop calls it when Fd polls readable, and again
+// while it fills the whole batch (a super-packet being cut leaves frames to
+// return that the descriptor does not show).
+func (d *Device) TryReadBatch(bufs [][]byte, sizes []int) (int, error) {
+	return d.readBatch(bufs, sizes, false)
+}
+
+// Fd returns the device's descriptor, for an event loop to poll (epoll(7))
+// for readability. It stays open until Close; reads and writes go through
+// ReadBatch, TryReadBatch and WriteBatch only.
+func (d *Device) Fd() int { return d.fd }
+
+func (d *Device) readBatch(bufs [][]byte, sizes []int, block bool) (int, error) {
 	n := min(len(bufs), len(sizes))
 	d.rmu.Lock()
 	defer d.rmu.Unlock()
@@ -34,7 +51,7 @@ func (d *Device) ReadBatch(bufs [][]byte, sizes []int) (int, error) {
 			k += d.cut(bufs[k:n], sizes[k:n])
 			continue
 		}
-		got, err := d.readOne(bufs[k], &sizes[k], k == 0)
+		got, err := d.readOne(bufs[k], &sizes[k], block && k == 0)
 		if err == errNothing || (err != nil && k > 0) {
 			break // an error comes back on the next call
 		}

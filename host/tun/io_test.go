@@ -354,3 +354,36 @@ func TestReadBatchSpin(t *testing.T) {
 		t.Errorf("%v allocations per spinning read", allocs)
 	}
 }
+
+// TryReadBatch returns at once: nothing and no error on an empty device, the
+// frames that are there otherwise; Fd polls readable exactly when one is.
+func TestTryReadBatch(t *testing.T) {
+	d, k := fakeDevice(t, false)
+	pkt := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK, payload: pattern(100, 1)}.frame()
+	b, sizes := bufs(4, 1500)
+	readable := func() bool {
+		fds := []unix.PollFd{{Fd: int32(d.Fd()), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, 0)
+		return err == nil && n == 1
+	}
+	if n, err := d.TryReadBatch(b, sizes); n != 0 || err != nil || readable() {
+		t.Fatalf("empty device: TryReadBatch = %d, %v; readable %v", n, err, readable())
+	}
+	for range 3 {
+		unix.Write(k, pkt)
+	}
+	if !readable() {
+		t.Fatal("Fd does not poll readable with 3 packets queued")
+	}
+	n, err := d.TryReadBatch(b, sizes)
+	if err != nil || n != 3 || !bytes.Equal(b[2][:sizes[2]], pkt) {
+		t.Fatalf("TryReadBatch = %d, %v, want the 3 packets", n, err)
+	}
+	if n, err := d.TryReadBatch(b, sizes); n != 0 || err != nil {
+		t.Fatalf("drained: TryReadBatch = %d, %v", n, err)
+	}
+	d.Close()
+	if _, err := d.TryReadBatch(b, sizes); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("after Close: %v, want net.ErrClosed", err)
+	}
+}

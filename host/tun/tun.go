@@ -124,6 +124,7 @@ type Device struct {
 	created bool
 
 	file *os.File
+	fd   int // file's descriptor (Fd); file.Fd() would make it blocking
 	rc   syscall.RawConn
 	nl   *rtnl
 
@@ -385,6 +386,7 @@ func (d *Device) use(fd int) error {
 	} else {
 		d.overflow = make([]byte, maxRead)
 	}
+	d.fd = fd
 	d.file = os.NewFile(uintptr(fd), "/dev/net/tun:"+d.name)
 	var err error
 	d.rc, err = d.file.SyscallConn()
