@@ -99,7 +99,8 @@ type Config struct {
 	Logf func(format string, args ...any)
 }
 
-// Stats are a Forwarder's counters.
+// Stats are a Forwarder's counters. Resets, BytesOut and BytesIn count the
+// relays that ended.
 type Stats struct {
 	Active   int64  // connections held now: dialing or relayed
 	Accepted uint64 // connections from the namespace
