@@ -52,16 +52,17 @@ type loop struct {
 	listener  engine.ConnID
 	accepting bool // the listener reported connections to accept
 
-	conns map[engine.ConnID]*relay // relays with an engine connection
-	held  int                      // relays, dialing or open (MaxConns)
-	byFd  []*relay                 // host sockets' relays, by descriptor
-	ports map[int]netip.AddrPort   // port forward listener → the namespace's address
-	ready []*relay                 // relays to pump before the next Step
-	work  []*relay                 // the ready list being pumped
-	dials []*relay                 // relays dialing, oldest first: their deadlines are in order
-	arena []byte
-	used  int
-	spare [][]byte // buffers for relay.pend
+	conns    map[engine.ConnID]*relay // relays with an engine connection
+	held     int                      // relays, dialing or open (MaxConns)
+	byFd     []*relay                 // host sockets' relays, by descriptor
+	ports    map[int]netip.AddrPort   // port forward listener → the namespace's address
+	ready    []*relay                 // relays to pump before the next Step
+	work     []*relay                 // the ready list being pumped
+	dials    []*relay                 // dials[dialHead:]: relays dialing, oldest first, so their deadlines are in order
+	dialHead int
+	arena    []byte
+	used     int
+	spare    [][]byte // buffers for relay.pend
 
 	events  [128]unix.EpollEvent
 	spin    spin.Spinner
@@ -300,8 +301,8 @@ func (l *loop) epollOnce(timeout int) int {
 // engine's deadline or the oldest dial's, whichever comes first.
 func (l *loop) timeout() int {
 	next := l.deadline
-	if len(l.dials) > 0 && l.dials[0].deadline < next {
-		next = l.dials[0].deadline
+	if l.dialHead < len(l.dials) && l.dials[l.dialHead].deadline < next {
+		next = l.dials[l.dialHead].deadline
 	}
 	if next == engine.Never {
 		return -1
@@ -342,7 +343,7 @@ func (l *loop) shutdown() {
 	for _, r := range l.conns {
 		l.abort(r)
 	}
-	for _, r := range l.dials {
+	for _, r := range l.dials[l.dialHead:] {
 		if !r.gone {
 			l.abort(r)
 		}
@@ -363,7 +364,7 @@ func (l *loop) shutdown() {
 	l.f.active.Store(0)
 }
 
-// abort resets r on both sides at Close.
+// abort resets r on both sides and forgets it.
 func (l *loop) abort(r *relay) {
 	if r.id.IsValid() {
 		l.command(engine.Command{Op: engine.OpAbort, Conn: r.id}, nil)
@@ -373,19 +374,24 @@ func (l *loop) abort(r *relay) {
 }
 
 // expireDials gives up the dials older than DialTimeout.
+// The queue is compacted once half of it is taken, so its array is reused
+// rather than reallocated as dials come and go.
 func (l *loop) expireDials(now engine.Time) {
-	for len(l.dials) > 0 {
-		r := l.dials[0]
+	for ; l.dialHead < len(l.dials); l.dialHead++ {
+		r := l.dials[l.dialHead]
 		if !r.gone && r.phase != phaseOpen {
 			if r.deadline > now {
-				return
+				break
 			}
 			l.refuse(r, fmt.Sprintf("no answer within %v", l.f.cfg.DialTimeout))
 		}
-		l.dials[0] = nil
-		l.dials = l.dials[1:]
+		l.dials[l.dialHead] = nil
 	}
-	l.dials = l.dials[:0:0] // drop the backing array's emptied front
+	if l.dialHead > 0 && 2*l.dialHead >= len(l.dials) {
+		n := copy(l.dials, l.dials[l.dialHead:])
+		clear(l.dials[n:])
+		l.dials, l.dialHead = l.dials[:n], 0
+	}
 }
 
 // results acts on the results of the Step's commands.
@@ -412,9 +418,8 @@ func (l *loop) results() {
 		}
 	}
 	clear(l.ctx)
-	for i := range l.in.Commands {
-		l.in.Commands[i].Data = nil
-	}
+	clear(l.in.Commands) // the buffers' references
+
 }
 
 // engineEvents acts on the Step's events.

@@ -50,10 +50,7 @@ func (l *loop) accepted(res engine.Result) {
 	}
 	r := &relay{id: res.Conn, fd: fd, phase: phaseDial, src: src, dst: dst, target: target,
 		deadline: l.now().Add(engine.Duration(f.cfg.DialTimeout))}
-	if !l.adopt(r) {
-		return
-	}
-	l.conns[r.id] = r
+	l.adopt(r)
 }
 
 // turnAway resets a connection from the namespace that is not relayed, and
@@ -64,25 +61,23 @@ func (l *loop) turnAway(id engine.ConnID, counter *atomic.Uint64, src, dst netip
 	l.command(engine.Command{Op: engine.OpAbort, Conn: id}, nil)
 }
 
-// adopt registers r's socket with epoll and counts r as active; on failure r
-// is refused.
+// adopt makes r one of the loop's relays, dialing, and registers its socket
+// with epoll; if epoll refuses, r is refused.
 func (l *loop) adopt(r *relay) bool {
-	if err := l.watch(r.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
-		l.f.refused.Add(1)
-		l.f.logf("forward: %v -> %v: reset: epoll: %v", r.src, r.dst, err)
-		if r.id.IsValid() {
-			l.command(engine.Command{Op: engine.OpAbort, Conn: r.id}, nil)
-		}
-		resetSocket(r.fd)
-		return false
-	}
 	for r.fd >= len(l.byFd) {
 		l.byFd = append(l.byFd, nil)
 	}
 	l.byFd[r.fd] = r
+	if r.id.IsValid() {
+		l.conns[r.id] = r
+	}
 	l.dials = append(l.dials, r)
 	l.held++
 	l.f.active.Add(1)
+	if err := l.watch(r.fd, unix.EPOLLIN|unix.EPOLLOUT|unix.EPOLLRDHUP|unix.EPOLLET); err != nil {
+		l.refuse(r, fmt.Sprintf("epoll: %v", err))
+		return false
+	}
 	return true
 }
 
@@ -173,11 +168,7 @@ func (l *loop) open(r *relay) {
 func (l *loop) refuse(r *relay, why string) {
 	l.f.refused.Add(1)
 	l.f.logf("forward: %v -> %v: reset: %s", r.src, r.dst, why)
-	if r.id.IsValid() {
-		l.command(engine.Command{Op: engine.OpAbort, Conn: r.id}, nil)
-	}
-	resetSocket(r.fd)
-	l.remove(r)
+	l.abort(r)
 }
 
 // engineFailed resets the host's side of r after its engine connection was
