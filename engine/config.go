@@ -107,6 +107,20 @@ type Config struct {
 	// correct checksums. Leave it off for anything that crosses a wire.
 	TrustLink bool
 
+	// PartialChecksums leaves the TCP checksum of sent frames for the link to
+	// finish, as a NIC with checksum offload does: the checksum field carries
+	// only the sum of the pseudo-header (RFC 9293 §3.1), not complemented, and
+	// the segment is not summed. This is Linux's CHECKSUM_PARTIAL, with the
+	// sum to complete from the TCP header (offset 16 in it) to the end of the
+	// frame. Set it only for a link that finishes the checksum or tells the
+	// receiver it need not check it: a TUN device with virtio-net headers
+	// (host/tun with Config.Offload writes every TCP frame with
+	// VIRTIO_NET_HDR_F_NEEDS_CSUM, and the kernel then sums nothing for a
+	// local receiver). Anything else that reads the frames (a packet capture,
+	// a peer engine) sees checksums it must call bad. IPv4 header checksums
+	// are always complete.
+	PartialChecksums bool
+
 	// TraceStates asks for an EventState at every state change of every connection.
 	TraceStates bool
 

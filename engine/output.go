@@ -50,14 +50,23 @@ func (s *Stack) PollFrame(buf []byte) int {
 func (s *Stack) finishIPv4(buf []byte, tp *tuple, n int) int {
 	seg := buf[wire.IPv4MinHeaderLen : wire.IPv4MinHeaderLen+n]
 	seg[16], seg[17] = 0, 0
-	return s.finishIPv4Sum(buf, tp, n, wire.Checksum(seg, 0))
+	sum := uint16(0)
+	if !s.cfg.PartialChecksums {
+		sum = wire.Checksum(seg, 0)
+	}
+	return s.finishIPv4Sum(buf, tp, n, sum)
 }
 
 // finishIPv4Sum is finishIPv4 for a segment whose sum (checksum field zero) is
 // known: RFC 9293 §3.1's checksum is the complement of it plus the pseudo-header.
+// With Config.PartialChecksums the segment was not summed and the field gets
+// the pseudo-header's sum alone, for the link to finish.
 func (s *Stack) finishIPv4Sum(buf []byte, tp *tuple, n int, sum uint16) int {
 	src, dst := tp.local.Addr(), tp.remote.Addr()
-	ck := ^wire.ChecksumCombine(sum, wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, n))
+	ck := wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, n)
+	if !s.cfg.PartialChecksums {
+		ck = ^wire.ChecksumCombine(sum, ck)
+	}
 	binary.BigEndian.PutUint16(buf[wire.IPv4MinHeaderLen+16:], ck)
 	s.ipID++
 	total := wire.IPv4MinHeaderLen + n

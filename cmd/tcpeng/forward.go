@@ -310,7 +310,8 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	}
 	eng, err := newEngine(o.engine, engine.Config{
 		Addrs: []netip.Addr{p.gateway}, MTU: s.dev.MTU(), Forward: true,
-		TrustLink: true, // the kernel wrote every frame (see trustChecksums)
+		TrustLink:        true, // the kernel wrote every frame (see trustChecksums)
+		PartialChecksums: partialChecksums(o.offload, o.pcap),
 		// The engine's table also holds connections closing and in
 		// TIME_WAIT (2×MSL after each close the engine started).
 		MaxConns: min(max(engine.DefaultMaxConns, 2*o.maxConns+64), engine.MaxConnsLimit), Backlog: min(o.maxConns, 4096),

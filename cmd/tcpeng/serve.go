@@ -242,7 +242,8 @@ func serveMain(ctx context.Context, o *serveOptions, stdout, stderr io.Writer, r
 	}
 	eng, err := newEngine(o.engine, engine.Config{
 		Addrs: []netip.Addr{plan.addr.Addr()}, MTU: dev.MTU(), MaxConns: o.maxConns, Backlog: min(o.maxConns, 4096),
-		TrustLink: true, // the kernel wrote every frame (see trustChecksums)
+		TrustLink:        true, // the kernel wrote every frame (see trustChecksums)
+		PartialChecksums: partialChecksums(o.offload, o.pcap),
 	})
 	if err != nil {
 		return undo(err)

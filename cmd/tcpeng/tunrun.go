@@ -52,6 +52,12 @@ func engineMissing(kind string) string {
 // must carry correct checksums (tshark checks them).
 func trustChecksums(pcapFile string) bool { return pcapFile == "" }
 
+// partialChecksums says whether the engine may leave its TCP checksums for
+// the device to finish (engine.Config.PartialChecksums): with offloads on,
+// host/tun writes every TCP packet with NEEDS_CSUM, and the kernel sums
+// nothing for its local receivers. A capture must see full checksums.
+func partialChecksums(offload bool, pcapFile string) bool { return offload && pcapFile == "" }
+
 // parsePrefix parses "10.7.0.2/24" (or a bare address, taken with /def) as
 // an IPv4 address with its prefix length.
 func parsePrefix(flag, s string, def int) (netip.Prefix, error) {

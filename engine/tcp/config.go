@@ -28,6 +28,7 @@ type Config struct {
 	Timestamps         bool           // offer the timestamps option (RFC 7323 §3)
 	MaxOutOfOrder      int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
 	InvalidAckInterval tcpip.Duration // at most one ACK per interval answers unacceptable segments (RFC 5961 §7)
+	NoSum              bool           // Output leaves segments unsummed (OutputSum 0): the link finishes the checksum
 
 	Pool     *Pool     // chunks for every buffer
 	Hooks    Hooks     // told of every state change

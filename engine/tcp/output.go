@@ -36,7 +36,8 @@ func (c *Conn) Output(b []byte) int {
 
 // OutputSum returns the one's-complement sum (wire.Checksum) of the segment the
 // last Output wrote, checksum field zero, without the pseudo-header: the stack
-// finishes the checksum from it without reading the payload again.
+// finishes the checksum from it without reading the payload again. 0 with
+// Config.NoSum.
 func (c *Conn) OutputSum() uint16 { return c.outSum }
 
 // HasOutput reports whether Output may have something to send without any new
@@ -300,10 +301,17 @@ func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool, o *w
 func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int {
 	h.SrcPort, h.DstPort = c.localPort, c.remotePort
 	hl := wire.PutTCP(b, h, o)
-	c.outSum = wire.Checksum(b[:hl], 0)
-	if n > 0 {
+	switch {
+	case c.cfg.NoSum:
+		c.outSum = 0 // the link finishes the checksum (engine.Config.PartialChecksums)
+		if n > 0 {
+			c.snd.read(off, b[hl:hl+n])
+		}
+	case n > 0:
 		// One pass copies the payload and sums it for the checksum.
-		c.outSum = wire.ChecksumCombine(c.outSum, c.snd.readSum(off, b[hl:hl+n]))
+		c.outSum = wire.ChecksumCombine(wire.Checksum(b[:hl], 0), c.snd.readSum(off, b[hl:hl+n]))
+	default:
+		c.outSum = wire.Checksum(b[:hl], 0)
 	}
 	if h.Flags&wire.FlagACK != 0 {
 		c.lastAckSent = h.Ack

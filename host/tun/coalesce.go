@@ -216,41 +216,44 @@ func (c *coalescer) fits(t *train, f []byte, s *segInfo) bool {
 }
 
 // packet returns the byte slices of train i as one write to a vnet-header
-// device: the virtio-net header, then the packet. For a single frame that is a
-// zero header (no offload asked) and the frame. For a train it is the header
-// and the first frame's headers rewritten for the super-packet (lengths, the
-// PSH/FIN of the last segment, the pseudo-header sum in the TCP checksum field
-// for the kernel to complete: CHECKSUM_PARTIAL), then every segment's payload.
-// The slices are valid until the next call.
+// device: the virtio-net header, then the packet. Every TCP packet goes with a
+// partial checksum (VIRTIO_NET_HDR_F_NEEDS_CSUM, the kernel's
+// CHECKSUM_PARTIAL): a copy of its headers carries the pseudo-header sum in the
+// TCP checksum field, whatever the frame had there (a full checksum, or the
+// engine's partial one: engine.Config.PartialChecksums). The kernel then sums
+// nothing for a local receiver, and completes the sum if it forwards the
+// packet. For a train, the copy is the first frame's headers rewritten for the
+// super-packet (lengths, the PSH/FIN of the last segment), followed by every
+// segment's payload. A frame that is not TCP goes as it is, with a zero
+// header. The slices are valid until the next call.
 func (c *coalescer) packet(i int) [][]byte {
 	t := &c.trains[i]
 	c.iov = c.iov[:0]
 	first := c.frames[t.head]
-	if t.count == 1 {
+	s := &t.info
+	if !s.tcp {
 		return append(c.iov, c.zero[:], first)
 	}
-	s := &t.info
 	hl := s.ipHL + s.tcpHL
 	h := c.hdr[vnetHdrLen : vnetHdrLen+hl]
 	copy(h, first[:hl])
-	gso := uint8(vnetGSOTCPv4)
-	if s.v6 {
-		gso = vnetGSOTCPv6
-		binary.BigEndian.PutUint16(h[4:], uint16(t.total-wire.IPv6HeaderLen))
-	} else {
-		binary.BigEndian.PutUint16(h[2:], uint16(t.total))
-		h[10], h[11] = 0, 0
-		binary.BigEndian.PutUint16(h[10:], ^wire.Checksum(h[:s.ipHL], 0))
-	}
-	last := c.frames[t.tail]
 	tcp := h[s.ipHL:]
-	tcp[13] |= last[s.ipHL+13] & uint8(wire.FlagPSH|wire.FlagFIN)
-	tcpLen := t.total - s.ipHL
-	binary.BigEndian.PutUint16(tcp[16:], wire.PseudoHeaderChecksum(wire.ProtoTCP, s.src, s.dstIP, tcpLen))
-	vh := vnetHdr{
-		flags: vnetFlagNeedsCsum, gsoType: gso, hdrLen: uint16(hl), gsoSize: uint16(t.size),
-		csumStart: uint16(s.ipHL), csumOffset: 16,
+	tcpLen := len(first) - s.ipHL
+	vh := vnetHdr{flags: vnetFlagNeedsCsum, hdrLen: uint16(hl), csumStart: uint16(s.ipHL), csumOffset: 16}
+	if t.count > 1 {
+		vh.gsoType, vh.gsoSize = vnetGSOTCPv4, uint16(t.size)
+		if s.v6 {
+			vh.gsoType = vnetGSOTCPv6
+			binary.BigEndian.PutUint16(h[4:], uint16(t.total-wire.IPv6HeaderLen))
+		} else {
+			binary.BigEndian.PutUint16(h[2:], uint16(t.total))
+			h[10], h[11] = 0, 0
+			binary.BigEndian.PutUint16(h[10:], ^wire.Checksum(h[:s.ipHL], 0))
+		}
+		tcp[13] |= c.frames[t.tail][s.ipHL+13] & uint8(wire.FlagPSH|wire.FlagFIN)
+		tcpLen = t.total - s.ipHL
 	}
+	binary.BigEndian.PutUint16(tcp[16:], wire.PseudoHeaderChecksum(wire.ProtoTCP, s.src, s.dstIP, tcpLen))
 	vh.put(c.hdr[:vnetHdrLen])
 	c.iov = append(c.iov, c.hdr[:vnetHdrLen+hl], first[hl:])
 	for j := c.next[t.head]; j >= 0; j = c.next[j] {

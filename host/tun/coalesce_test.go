@@ -120,12 +120,67 @@ func TestCoalesceRefuses(t *testing.T) {
 				t.Fatalf("%d packets from %d frames", len(pkts), len(in))
 			}
 			for i, p := range pkts {
-				if !bytes.Equal(p[:vnetHdrLen], make([]byte, vnetHdrLen)) || !bytes.Equal(p[vnetHdrLen:], in[i]) {
-					t.Fatalf("packet %d is not frame %d with a zero header", i, i)
-				}
+				alone(t, p, in[i])
 			}
+			equalFrames(t, decodeAll(t, pkts), in)
 		})
 	}
+}
+
+// alone checks that p is frame f written alone: a virtio-net header with
+// NEEDS_CSUM and no GSO, then f with the pseudo-header sum in its TCP checksum
+// field (the kernel's CHECKSUM_PARTIAL).
+func alone(t *testing.T, p, f []byte) {
+	t.Helper()
+	ipHL := wire.IPv6HeaderLen
+	if f[0]>>4 == 4 {
+		ipHL = wire.IPv4(f).HeaderLen()
+	}
+	want := vnetHdr{flags: vnetFlagNeedsCsum, hdrLen: uint16(ipHL + wire.TCP(f[ipHL:]).HeaderLen()), csumStart: uint16(ipHL), csumOffset: 16}
+	if h, err := parseVnetHdr(p); err != nil || h != want {
+		t.Fatalf("header %+v, want %+v", h, want)
+	}
+	q := p[vnetHdrLen:]
+	if len(q) != len(f) || !bytes.Equal(q[:ipHL+16], f[:ipHL+16]) || !bytes.Equal(q[ipHL+18:], f[ipHL+18:]) {
+		t.Fatalf("packet is not the frame")
+	}
+	var src, dst netip.Addr
+	if ipHL == wire.IPv6HeaderLen {
+		src, dst = wire.IPv6(f).Src(), wire.IPv6(f).Dst()
+	} else {
+		src, dst = wire.IPv4(f).Src(), wire.IPv4(f).Dst()
+	}
+	if got, want := binary.BigEndian.Uint16(q[ipHL+16:]), wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, len(f)-ipHL); got != want {
+		t.Fatalf("checksum field %#04x, want the pseudo-header sum %#04x", got, want)
+	}
+}
+
+// Frames with partial checksums (engine.Config.PartialChecksums: the field
+// holds the pseudo-header sum) are written exactly as the same frames with full
+// checksums: alone or in trains.
+func TestCoalescePartialInput(t *testing.T) {
+	var full [][]byte
+	for i := range 3 {
+		full = append(full, seg{src: b4, dst: a4, seq: uint32(1 + i*1000), ack: 2, window: 3, id: uint16(i), flags: wire.FlagACK, payload: pattern(1000, byte(i))}.frame())
+	}
+	full = append(full, seg{src: a6, dst: b6, seq: 7, ack: 2, window: 3, flags: wire.FlagACK | wire.FlagFIN, payload: pattern(10, 9)}.frame(),
+		seg{src: b4, dst: a4, seq: 9, flags: wire.FlagRST}.frame())
+	var partial [][]byte
+	for _, f := range full {
+		p := bytes.Clone(f)
+		ipHL, src, dst := wire.IPv6HeaderLen, netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
+		if p[0]>>4 == 4 {
+			ipHL, src, dst = wire.IPv4(p).HeaderLen(), wire.IPv4(p).Src(), wire.IPv4(p).Dst()
+		}
+		binary.BigEndian.PutUint16(p[ipHL+16:], wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, len(p)-ipHL))
+		partial = append(partial, p)
+	}
+	want, got := coalesce(full), coalesce(partial)
+	if len(want) != 3 {
+		t.Fatalf("%d packets from the full frames, want 3", len(want))
+	}
+	equalFrames(t, got, want)
+	equalFrames(t, decodeAll(t, got), full)
 }
 
 // Super-packets stop at 65535 bytes and at maxTrain segments.

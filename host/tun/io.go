@@ -178,7 +178,11 @@ func (d *Device) cut(bufs [][]byte, sizes []int) int {
 }
 
 // WriteBatch writes frames (IP packets) to the device, in order (with Offload,
-// each flow's frames in order: see coalesce.go). It does not retain frames. A
+// each flow's frames in order: see coalesce.go). With Offload every TCP packet
+// is written with a partial checksum (NEEDS_CSUM), so a TCP frame may carry a
+// full checksum or only the pseudo-header sum (engine.Config.PartialChecksums);
+// without Offload frames go as they are and need full checksums. It does not
+// retain frames. A
 // frame the kernel refuses (malformed, link down) is dropped and counted
 // (Stats.TxErrors); only a failure of the device itself is returned. After
 // Close it returns net.ErrClosed.

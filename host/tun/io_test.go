@@ -134,8 +134,8 @@ func TestReadBatchDrops(t *testing.T) {
 	}
 }
 
-// WriteBatch joins a flow's segments into a super-packet and writes the rest
-// with a zero header; in plain mode it writes frames as they are.
+// WriteBatch joins a flow's segments into a super-packet and writes a frame
+// that is not TCP with a zero header; in plain mode it writes frames as they are.
 func TestWriteBatchFake(t *testing.T) {
 	d, k := fakeDevice(t, true)
 	var frames [][]byte

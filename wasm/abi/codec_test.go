@@ -50,6 +50,7 @@ type mpConfig struct {
 	Forward            bool     `msgpack:"forward,omitempty"`
 	TraceStates        bool     `msgpack:"traceStates,omitempty"`
 	TrustLink          bool     `msgpack:"trustLink,omitempty"`
+	PartialChecksums   bool     `msgpack:"partialChecksums,omitempty"`
 	OutputBuffer       int64    `msgpack:"outputBuffer,omitempty"`
 	MaxFreeChunks      int64    `msgpack:"maxFreeChunks,omitempty"`
 }
@@ -143,7 +144,7 @@ func toMPConfig(c *engine.Config) mpConfig {
 		KeepaliveIdle: int64(c.KeepaliveIdle), KeepaliveInterval: int64(c.KeepaliveInterval),
 		KeepaliveCount: int64(c.KeepaliveCount), MaxRetries: int64(c.MaxRetries), SynRetries: int64(c.SynRetries),
 		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, NoTimestamps: c.NoTimestamps, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
-		TraceStates: c.TraceStates, TrustLink: c.TrustLink, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
+		TraceStates: c.TraceStates, TrustLink: c.TrustLink, PartialChecksums: c.PartialChecksums, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
 	}
 	for _, a := range c.Addrs {
 		m.Addrs = append(m.Addrs, addrBytes(a))
@@ -458,6 +459,7 @@ func TestConfigAgainstReference(t *testing.T) {
 		DelayedAck: -1, KeepaliveIdle: 7200 * engine.Second, KeepaliveInterval: 75 * engine.Second, KeepaliveCount: 9,
 		MaxRetries: 15, SynRetries: 6, FinWait2Timeout: 60 * engine.Second, InvalidAckInterval: 500 * engine.Millisecond, NoWindowScale: true, NoSACK: true, MaxOutOfOrder: 32, Forward: true,
 		TraceStates: true, OutputBuffer: 1 << 20, MaxFreeChunks: 1024, NoTimestamps: true, TrustLink: true,
+		PartialChecksums: true,
 	}
 	// full sets every field, so that a field added to engine.Config and
 	// forgotten by the encoder fails here. (NoTimestamps and TrustLink were

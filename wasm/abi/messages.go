@@ -43,6 +43,7 @@ const (
 	keyForward           = "forward"
 	keyTraceStates       = "traceStates"
 	keyTrustLink         = "trustLink"
+	keyPartialChecksums  = "partialChecksums"
 	keyOutputBuffer      = "outputBuffer"
 	keyMaxFreeChunks     = "maxFreeChunks"
 )
@@ -89,6 +90,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 		flag(keyForward, c.Forward),
 		flag(keyTraceStates, c.TraceStates),
 		flag(keyTrustLink, c.TrustLink),
+		flag(keyPartialChecksums, c.PartialChecksums),
 		num(keyOutputBuffer, int64(c.OutputBuffer)),
 		num(keyMaxFreeChunks, int64(c.MaxFreeChunks)),
 	}
@@ -254,6 +256,8 @@ func DecodeConfig(b []byte) (engine.Config, error) {
 			c.TraceStates = d.bool()
 		case keyTrustLink:
 			c.TrustLink = d.bool()
+		case keyPartialChecksums:
+			c.PartialChecksums = d.bool()
 		case keyOutputBuffer:
 			c.OutputBuffer = d.cint()
 		case keyMaxFreeChunks:
