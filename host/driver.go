@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/internal/wqueue"
 )
 
 // Options tune a Driver. The zero value gives the defaults.
@@ -97,7 +98,7 @@ type Driver struct {
 	finished bool        // finish ran: the stepper keeps stepping forever
 	inlineSt uint64
 
-	w wqueue // frames on their way to the link (writer.go)
+	w wqueue.Queue // frames on their way to the link
 
 	timer     *time.Timer
 	wake      chan struct{} // a token: work was left for the engine goroutine
@@ -192,7 +193,7 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 		done:     make(chan struct{}),
 	}
 	d.timer.Stop()
-	d.w.init(link)
+	d.w.Init(link)
 	for range opts.Batches {
 		b := &batch{bufs: make([][]byte, opts.BatchFrames), sizes: make([]int, opts.BatchFrames)}
 		slab := make([]byte, mtu*opts.BatchFrames)
@@ -204,7 +205,7 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 	d.wg.Add(3)
 	go d.run()
 	go d.readLoop()
-	go d.w.run(&d.wg)
+	go func() { defer d.wg.Done(); d.w.Run() }()
 	return d, nil
 }
 
@@ -242,8 +243,8 @@ func (d *Driver) Stats() Stats {
 	d.mu.Lock()
 	st := d.stats
 	d.mu.Unlock()
-	st.LinkErrors += d.w.errors.Load()
-	st.InlineWrites = d.w.inline.Load()
+	st.LinkErrors += d.w.Errors()
+	st.InlineWrites = d.w.Inline()
 	return st
 }
 

@@ -241,7 +241,7 @@ func TestInlineWrites(t *testing.T) {
 	for _, tc := range []struct {
 		size       int
 		wantInline bool
-	}{{64, true}, {20000, false}} { // 20000: one frame is more than inlineBytes
+	}{{64, true}, {20000, false}} { // 20000: one frame is more than wqueue.InlineBytes
 		checkGoroutines(t)
 		eng := newStampEngine(tc.size, 64)
 		l := &checkLink{mtu: tc.size, in: make(chan []byte, 64), closed: make(chan struct{})}

@@ -174,7 +174,7 @@ func (d *Driver) step(now engine.Time, r role) {
 	out := &d.outs[p]
 	// The engine reuses the output buffer of the Step before last: its frames
 	// must be on the link first.
-	d.w.waitFree(int(p))
+	d.w.WaitFree(int(p))
 	d.in.Now = now
 	d.in.Frames = d.in.Frames[:0]
 	if b := d.held; b != nil {
@@ -192,7 +192,7 @@ func (d *Driver) step(now engine.Time, r role) {
 		d.held = nil
 	}
 	if len(out.Frames) > 0 {
-		d.w.put(int(p), out.Frames)
+		d.w.Put(int(p), out.Frames)
 	}
 	d.deadline = out.Deadline
 	for i, q := range d.running {
@@ -242,16 +242,16 @@ func (d *Driver) finish() {
 	d.mu.Unlock()
 	if len(d.in.Commands) > 0 {
 		p := d.nsteps & 1
-		d.w.waitFree(int(p))
+		d.w.WaitFree(int(p))
 		d.in.Now = d.now()
 		d.in.Frames = d.in.Frames[:0]
 		d.eng.Step(&d.in, &d.outs[p])
 		d.nsteps++
 		if len(d.outs[p].Frames) > 0 {
-			d.w.put(int(p), d.outs[p].Frames)
+			d.w.Put(int(p), d.outs[p].Frames)
 		}
 	}
-	d.w.close() // writes what is queued, stops the writer goroutine
+	d.w.Close() // writes what is queued, stops the writer goroutine
 	_ = d.link.Close()
 	d.timer.Stop()
 	if d.held != nil {

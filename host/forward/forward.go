@@ -11,7 +11,12 @@
 // on the port forwards' listeners, and drives the engine's Step directly. A
 // message from the namespace is written to its host socket in the same turn
 // of the loop that read it from the device, and an answer goes back the same
-// way, with no goroutine woken in between. The engine listens on the wildcard
+// way, with no goroutine woken in between. Only a Step's larger batches of
+// frames (bulk data, more than a few segments) are written to the link by a
+// second goroutine while the loop goes on with the host's sockets and the next
+// Step (host/internal/wqueue, as host.Driver does): the namespace's kernel
+// takes each packet inside that write, and with several bulk connections the
+// loop's one core was the bound. The engine listens on the wildcard
 // address (0.0.0.0, port 0), which takes connections to every destination,
 // and an accepted connection's local address is the destination. Destinations
 // are mapped by Config.Target:
@@ -124,6 +129,8 @@ type Link interface {
 	// none is ready. The Forwarder calls it again while it fills the whole
 	// batch, whatever the descriptor shows.
 	TryReadBatch(bufs [][]byte, sizes []int) (int, error)
+	// (WriteBatch is called from another goroutine than the reads, as
+	// host.Driver does: the two may run in parallel.)
 }
 
 // A Forwarder relays the connections of one engine. Its methods are safe for

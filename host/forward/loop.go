@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host/internal/spin"
+	"github.com/tcpeng/tcpeng/host/internal/wqueue"
 )
 
 const (
@@ -41,9 +42,13 @@ type loop struct {
 	tunFd int
 	start time.Time
 
-	in, out  engine.Input // in: the Step's; out.Commands: the next Step's commands, being built
-	res      engine.Output
-	ctx, nxt []*relay // the relay of each command of in.Commands / out.Commands (nil: none)
+	in, out  engine.Input     // in: the Step's; out.Commands: the next Step's commands, being built
+	res      *engine.Output   // the last Step's: one of outs
+	outs     [2]engine.Output // the engine's two output buffers' frames, in turn (engine.Output)
+	nsteps   int
+	w        wqueue.Queue  // frames on their way to the link
+	writer   chan struct{} // closed when the writer goroutine returns
+	ctx, nxt []*relay      // the relay of each command of in.Commands / out.Commands (nil: none)
 	bufs     [][]byte
 	sizes    []int
 	tunReady bool        // the link may have frames
@@ -114,8 +119,10 @@ func newLoop(f *Forwarder, e engine.Engine, link Link) (*loop, error) {
 		f: f, eng: e, link: link, tunFd: link.Fd(), start: time.Now(),
 		bufs: make([][]byte, n), sizes: make([]int, n),
 		conns: map[engine.ConnID]*relay{}, ports: map[int]netip.AddrPort{},
-		arena: make([]byte, arenaSize), ep: -1, wake: -1,
+		arena: make([]byte, arenaSize), ep: -1, wake: -1, writer: make(chan struct{}),
 	}
+	l.res = &l.outs[0]
+	l.w.Init(link)
 	for i := range l.bufs {
 		l.bufs[i] = make([]byte, mtu)
 	}
@@ -167,18 +174,26 @@ func (l *loop) command(c engine.Command, r *relay) {
 }
 
 // step runs the engine once: the frames read, the commands queued. Its
-// results and events are in l.res; its frames are written to the link.
+// results and events are in l.res. Its frames go to the link: a few at once,
+// from this goroutine; a larger batch (bulk data) from the writer goroutine,
+// while this one goes on with the host's sockets and the next Step (the
+// engine's output stays valid until the Step after next; wqueue).
 func (l *loop) step() {
 	l.in.Commands, l.out.Commands = l.out.Commands, l.in.Commands[:0]
 	l.ctx, l.nxt = l.nxt, l.ctx[:0]
+	p := l.nsteps & 1
+	l.w.WaitFree(p)
+	if err := l.w.Err(); err != nil {
+		l.fail(err)
+	}
+	l.res = &l.outs[p]
 	l.in.Now = l.now()
-	l.eng.Step(&l.in, &l.res)
+	l.eng.Step(&l.in, l.res)
+	l.nsteps++
 	l.in.Frames = l.in.Frames[:0]
 	l.deadline = l.res.Deadline
-	if len(l.res.Frames) > 0 {
-		if err := l.link.WriteBatch(l.res.Frames); err != nil {
-			l.fail(err)
-		}
+	if len(l.res.Frames) > 0 && !l.broken {
+		l.w.Put(p, l.res.Frames)
 	}
 }
 
@@ -194,6 +209,10 @@ func (l *loop) fail(err error) {
 // results and events; until Close or a failed link.
 func (l *loop) run() {
 	defer close(l.f.done)
+	go func() {
+		l.w.Run()
+		close(l.writer)
+	}()
 	busy := false
 	for !l.stopped {
 		l.poll(busy)
@@ -359,6 +378,8 @@ func (l *loop) shutdown() {
 			break
 		}
 	}
+	l.w.Close() // writes what is queued
+	<-l.writer
 	l.link.Close()
 	unix.Close(l.ep)
 	l.f.active.Store(0)

@@ -1,30 +1,39 @@
-package host
+// Package wqueue carries an engine's batches of frames to a link from a writer
+// goroutine, so that the link's writes (a TUN device's, inside which the
+// receiving kernel's TCP runs) overlap the next Step. host.Driver and
+// host/forward's loop use it.
+package wqueue
 
 import (
 	"sync"
 	"sync/atomic"
 )
 
-// inlineBytes is the largest batch the goroutine that made it writes to the
+// InlineBytes is the largest batch the goroutine that made it writes to the
 // link itself (when no other write is under way): a few segments, as a
 // request, a response or a handshake makes. Larger batches go to the writer
 // goroutine, which writes them while the engine goes on to the next Step.
-const inlineBytes = 16 << 10
+const InlineBytes = 16 << 10
 
-// wqueue carries the engine's batches of frames to the link, in the order the
+// Writer is the link's side: host.Link and host/forward.Link have it.
+type Writer interface {
+	WriteBatch(frames [][]byte) error
+}
+
+// Queue carries the engine's batches of frames to the link, in the order the
 // Steps made them, without copying them: a batch points into the engine's
 // output buffer, which stays valid until the second Step after the one that
 // filled it starts (engine.Output). So at most two batches are on their way,
 // one per buffer, and before Step n the stepper waits until the batch of Step
-// n-2 is written (waitFree).
+// n-2 is written (WaitFree).
 //
 // Writing is a role, held by one goroutine at a time (writing): the writer
 // goroutine, or the goroutine that made a small batch and finds the link idle
 // (an application's Write, the reader answering a frame), which then writes
 // it at once instead of waking the writer. Link.WriteBatch calls never
 // overlap.
-type wqueue struct {
-	link Link
+type Queue struct {
+	link Writer
 
 	mu      sync.Mutex
 	wcond   sync.Cond // the writer goroutine waits for a batch (L is &mu)
@@ -37,6 +46,7 @@ type wqueue struct {
 	waiters int     // steppers waiting on scond
 	closed  bool
 
+	err    error         // the first WriteBatch error
 	errors atomic.Uint64 // failed WriteBatch calls
 	inline atomic.Uint64 // batches written by the goroutine that made them
 }
@@ -47,16 +57,17 @@ type wbatch struct {
 	p      int
 }
 
-func (w *wqueue) init(link Link) {
+// Init sets the link; call it before anything else.
+func (w *Queue) Init(link Writer) {
 	w.link = link
 	w.wcond.L = &w.mu
 	w.scond.L = &w.mu
 }
 
-// put queues the frames of the Step that used output buffer p. The caller
+// Put queues the frames of the Step that used output buffer p. The caller
 // writes them itself when they are few and no write is under way; otherwise
 // the writer goroutine writes them.
-func (w *wqueue) put(p int, frames [][]byte) {
+func (w *Queue) Put(p int, frames [][]byte) {
 	w.mu.Lock()
 	w.q[(w.qh+w.qn)&1] = wbatch{frames: frames, p: p}
 	w.qn++
@@ -64,7 +75,7 @@ func (w *wqueue) put(p int, frames [][]byte) {
 	switch {
 	case w.writing:
 		// The goroutine writing takes it after the batch before.
-	case size(frames) <= inlineBytes:
+	case size(frames) <= InlineBytes:
 		w.inline.Add(1)
 		w.drain()
 	case w.idle:
@@ -83,7 +94,7 @@ func size(frames [][]byte) int {
 
 // drain takes the writing role and writes every queued batch, in order (w.mu
 // held, and released while writing).
-func (w *wqueue) drain() {
+func (w *Queue) drain() {
 	w.writing = true
 	for w.qn > 0 {
 		b := w.q[w.qh]
@@ -95,6 +106,9 @@ func (w *wqueue) drain() {
 		w.mu.Lock()
 		if err != nil {
 			w.errors.Add(1)
+			if w.err == nil {
+				w.err = err
+			}
 		}
 		w.busy[b.p] = false
 		if w.waiters > 0 {
@@ -104,10 +118,10 @@ func (w *wqueue) drain() {
 	w.writing = false
 }
 
-// waitFree returns when the batch of output buffer p is written. A stepper
+// WaitFree returns when the batch of output buffer p is written. A stepper
 // that finds it queued with nobody writing writes it itself rather than wait
 // for the writer goroutine to wake.
-func (w *wqueue) waitFree(p int) {
+func (w *Queue) WaitFree(p int) {
 	w.mu.Lock()
 	w.writeWhile(func() bool { return w.busy[p] })
 	w.mu.Unlock()
@@ -115,7 +129,7 @@ func (w *wqueue) waitFree(p int) {
 
 // writeWhile writes queued batches itself while cond holds and nobody else
 // is writing, and waits for the goroutine writing otherwise (w.mu held).
-func (w *wqueue) writeWhile(cond func() bool) {
+func (w *Queue) writeWhile(cond func() bool) {
 	for cond() {
 		if !w.writing {
 			w.drain()
@@ -127,9 +141,8 @@ func (w *wqueue) writeWhile(cond func() bool) {
 	}
 }
 
-// run is the writer goroutine.
-func (w *wqueue) run(wg *sync.WaitGroup) {
-	defer wg.Done()
+// Run is the writer goroutine: it returns after Close.
+func (w *Queue) Run() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for {
@@ -146,12 +159,25 @@ func (w *wqueue) run(wg *sync.WaitGroup) {
 	}
 }
 
-// close writes what is queued (waiting for a write under way), then stops the
+// Close writes what is queued (waiting for a write under way), then stops the
 // writer goroutine. Nothing may be put after it.
-func (w *wqueue) close() {
+func (w *Queue) Close() {
 	w.mu.Lock()
 	w.writeWhile(func() bool { return w.qn > 0 || w.writing })
 	w.closed = true
 	w.wcond.Broadcast()
 	w.mu.Unlock()
 }
+
+// Err returns the first error of a WriteBatch call, or nil.
+func (w *Queue) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
+// Errors returns how many WriteBatch calls failed.
+func (w *Queue) Errors() uint64 { return w.errors.Load() }
+
+// Inline returns how many batches the goroutine that made them wrote itself.
+func (w *Queue) Inline() uint64 { return w.inline.Load() }
