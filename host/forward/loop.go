@@ -284,11 +284,10 @@ func (l *loop) epollWait(timeout int) int {
 	if timeout != 0 && l.f.cfg.Spin {
 		start := time.Now()
 		spun := false
-		if l.spin.Spins() {
-			spun = spin.Until(func() bool {
-				l.polled = l.epollOnce(0)
-				return l.polled > 0
-			})
+		// Not while the writer goroutine writes a batch: a bulk transfer's
+		// ACKs come as the kernel takes it, and the writer needs the CPU.
+		if l.spin.Spins() && !l.w.Busy() {
+			spun = l.pollYielding(start)
 		}
 		if !spun {
 			l.polled = l.epollOnce(timeout)
@@ -297,6 +296,24 @@ func (l *loop) epollWait(timeout int) int {
 		return l.polled
 	}
 	return l.epollOnce(timeout)
+}
+
+// pollYielding polls epoll until an event comes or spin.Window passes from
+// start, and reports whether one came. Between tries it yields the CPU to
+// the kernel's scheduler (sched_yield), not only to this process's goroutines
+// as spin.Until does: the namespace's clients and the host's servers, which
+// the loop waits for, may need this CPU, and a spin that kept it from them
+// made connections slower.
+func (l *loop) pollYielding(start time.Time) bool {
+	for {
+		if l.polled = l.epollOnce(0); l.polled > 0 {
+			return true
+		}
+		if time.Since(start) >= spin.Window {
+			return false
+		}
+		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+	}
 }
 
 func (l *loop) epollOnce(timeout int) int {

@@ -176,6 +176,13 @@ func (w *Queue) Err() error {
 	return w.err
 }
 
+// Busy reports whether a batch is queued or being written.
+func (w *Queue) Busy() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.qn > 0 || w.writing
+}
+
 // Errors returns how many WriteBatch calls failed.
 func (w *Queue) Errors() uint64 { return w.errors.Load() }
 
