@@ -182,10 +182,9 @@ func (d *Device) cut(bufs [][]byte, sizes []int) int {
 // is written with a partial checksum (NEEDS_CSUM), so a TCP frame may carry a
 // full checksum or only the pseudo-header sum (engine.Config.PartialChecksums);
 // without Offload frames go as they are and need full checksums. It does not
-// retain frames. A
-// frame the kernel refuses (malformed, link down) is dropped and counted
-// (Stats.TxErrors); only a failure of the device itself is returned. After
-// Close it returns net.ErrClosed.
+// retain frames. A frame the kernel refuses (malformed, link down) is dropped
+// and counted (Stats.TxErrors); only a failure of the device itself is
+// returned. After Close it returns net.ErrClosed.
 func (d *Device) WriteBatch(frames [][]byte) error {
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
