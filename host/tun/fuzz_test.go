@@ -191,8 +191,10 @@ func FuzzCoalesce(f *testing.F) {
 		norm := func(fr []byte) string {
 			s := inspect(fr)
 			c := append([]byte(nil), fr...)
+			if s.tcp {
+				c[s.ipHL+16], c[s.ipHL+17] = 0, 0 // every TCP packet goes with the pseudo-header sum
+			}
 			if s.ok {
-				c[s.ipHL+16], c[s.ipHL+17] = 0, 0
 				if !s.v6 {
 					c[10], c[11] = 0, 0
 					if s.df {
