@@ -16,8 +16,12 @@ import (
 // Options tune a Driver. The zero value gives the defaults.
 type Options struct {
 	// BatchFrames is the most frames one Link.ReadBatch takes. Default 64, fewer
-	// for large MTUs so that a batch's buffers stay near 256 KiB.
+	// for large MTUs (or FrameBuffer) so that a batch's buffers stay near 256 KiB.
 	BatchFrames int
+	// FrameBuffer is the size of each buffer handed to Link.ReadBatch, if more
+	// than the link's MTU: for a link that delivers frames longer than its MTU
+	// (a TUN device with tun.Config.Whole: 65535).
+	FrameBuffer int
 	// Batches is how many read batches circulate between the link reader and the
 	// goroutines that step the engine: while one batch is in a Step, the reader
 	// fills the next. Default 2.
@@ -168,8 +172,9 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 	if c, ok := e.(configer); ok && c.Config().MTU > mtu {
 		return nil, fmt.Errorf("tcpeng/host: the engine's MTU %d exceeds the link's %d: set engine.Config.MTU to at most %d", c.Config().MTU, mtu, mtu)
 	}
+	bufSize := max(mtu, min(opts.FrameBuffer, 65535))
 	if opts.BatchFrames <= 0 {
-		opts.BatchFrames = min(64, max(4, (256<<10)/mtu))
+		opts.BatchFrames = min(64, max(4, (256<<10)/bufSize))
 	}
 	opts.BatchFrames = min(opts.BatchFrames, 1024)
 	if opts.Batches <= 0 {
@@ -196,9 +201,9 @@ func NewDriver(e engine.Engine, link Link, o *Options) (*Driver, error) {
 	d.w.Init(link)
 	for range opts.Batches {
 		b := &batch{bufs: make([][]byte, opts.BatchFrames), sizes: make([]int, opts.BatchFrames)}
-		slab := make([]byte, mtu*opts.BatchFrames)
+		slab := make([]byte, bufSize*opts.BatchFrames)
 		for i := range b.bufs {
-			b.bufs[i] = slab[i*mtu : (i+1)*mtu : (i+1)*mtu]
+			b.bufs[i] = slab[i*bufSize : (i+1)*bufSize : (i+1)*bufSize]
 		}
 		d.empty <- b
 	}

@@ -272,6 +272,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	cfg := tun.Config{
 		Name: o.tun, MTU: o.mtu, TxQueueLen: o.txqueuelen, Offload: o.offload,
 		SkipChecksums: trustChecksums(o.pcap),
+		Whole:         true, // with offloads: the namespace's super-packets reach the engine whole (GRO)
 		Addrs:         []netip.Prefix{p.addr},
 		Routes:        []tun.Route{{Dst: netip.MustParsePrefix("0.0.0.0/0"), Gateway: p.gateway}},
 	}
@@ -327,6 +328,7 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 		fcfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
 	fcfg.Spin = o.spin
+	fcfg.FrameBuffer = wholeBuffer(o.offload) // tun.Config.Whole
 	if s.fwd, err = forward.Start(eng, link, fcfg); err != nil {
 		s.dev, s.pcap = nil, nil // Start closed the link
 		return nil, err

@@ -58,6 +58,23 @@ func trustChecksums(pcapFile string) bool { return pcapFile == "" }
 // nothing for its local receivers. A capture must see full checksums.
 func partialChecksums(offload bool, pcapFile string) bool { return offload && pcapFile == "" }
 
+// wholeBuffer and wholeBatch size the driver's read buffers for a device with
+// tun.Config.Whole: with offloads a frame may be a whole 64 KiB super-packet.
+// Without offloads, the defaults (0).
+func wholeBuffer(offload bool) int {
+	if offload {
+		return 65535
+	}
+	return 0
+}
+
+func wholeBatch(offload bool) int {
+	if offload {
+		return 16
+	}
+	return 0
+}
+
 // parsePrefix parses "10.7.0.2/24" (or a bare address, taken with /def) as
 // an IPv4 address with its prefix length.
 func parsePrefix(flag, s string, def int) (netip.Prefix, error) {

@@ -73,9 +73,12 @@ func (c *Conn) receive(seq Seq, payload []byte) {
 		c.receiveFin(c.rcvFin)
 	}
 	// RFC 9293 §3.8.6.3 and RFC 5681 §4.2: acknowledge at least every second
-	// full-sized segment, and any other data within the delayed-ACK time.
-	if n >= c.fullSegment() {
-		c.unackedSegs++
+	// full-sized segment, and any other data within the delayed-ACK time. A
+	// segment larger than the MSS (a TSO super-packet a TUN device handed over
+	// whole, as GRO does) counts as the full-sized segments it carries, so one
+	// of two or more is acknowledged at once, as Linux does by bytes.
+	if f := c.fullSegment(); n >= f {
+		c.unackedSegs = uint8(min(int(c.unackedSegs)+n/max(f, 1), 2))
 	}
 	if c.unackedSegs >= 2 || c.cfg.DelayedAck <= 0 {
 		c.flags |= fAckNow

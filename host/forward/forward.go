@@ -104,6 +104,10 @@ type Config struct {
 	// (the namespace's clients and the host's servers need the CPUs too), so
 	// it is off unless asked for.
 	Spin bool
+	// FrameBuffer is the size of each buffer the loop reads frames into, if
+	// more than the link's MTU: for a link that delivers frames longer than
+	// its MTU (a TUN device with tun.Config.Whole: 65535).
+	FrameBuffer int
 	// Logf, if set, gets one line per connection that could not be relayed.
 	Logf func(format string, args ...any)
 }

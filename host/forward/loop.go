@@ -113,8 +113,8 @@ type relay struct {
 // newLoop sets up the loop's descriptors and has the engine listen on the
 // wildcard address.
 func newLoop(f *Forwarder, e engine.Engine, link Link) (*loop, error) {
-	mtu := link.MTU()
-	n := min(max((1<<20)/mtu, 8), 64)
+	size := max(link.MTU(), min(f.cfg.FrameBuffer, 65535))
+	n := min(max((1<<20)/size, 8), 64)
 	l := &loop{
 		f: f, eng: e, link: link, tunFd: link.Fd(), start: time.Now(),
 		bufs: make([][]byte, n), sizes: make([]int, n),
@@ -124,7 +124,7 @@ func newLoop(f *Forwarder, e engine.Engine, link Link) (*loop, error) {
 	l.res = &l.outs[0]
 	l.w.Init(link)
 	for i := range l.bufs {
-		l.bufs[i] = make([]byte, mtu)
+		l.bufs[i] = make([]byte, size)
 	}
 	var err error
 	if l.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {

@@ -286,5 +286,49 @@ func FuzzDeviceRead(f *testing.F) {
 			}
 			equalFrames(t, got, want)
 		}
+		// Config.Whole: a super-packet comes out whole (one frame, carrying
+		// the payload its cut segments carry) or not at all.
+		d, k := fakeDevice(t, true)
+		d.whole = true
+		kernelSend(t, k, append([]byte(nil), b...), marker)
+		bs, sizes := bufs(8, 65535)
+		var got [][]byte
+		for done := false; !done; {
+			n, err := d.ReadBatch(bs, sizes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				f := bs[i][:sizes[i]]
+				if bytes.Equal(f, marker[vnetHdrLen:]) {
+					done = true
+					break
+				}
+				got = append(got, append([]byte(nil), f...))
+			}
+		}
+		d.Close()
+		h, _ := parseVnetHdr(b)
+		want, err := decodeFromDevice(append([]byte(nil), b...), nil)
+		if err != nil || h.gsoType == vnetGSONone || len(want) == 0 {
+			return
+		}
+		if len(got) != 1 {
+			t.Fatalf("a super-packet of %d segments came out as %d frames", len(want), len(got))
+		}
+		var payload []byte
+		for _, w := range want {
+			payload = append(payload, w[len(w)-(len(w)-inspectHL(w)):]...)
+		}
+		if !bytes.HasSuffix(got[0], payload) || len(got[0]) != inspectHL(got[0])+len(payload) {
+			t.Fatalf("the whole frame does not carry its segments' payload")
+		}
+		checkValid(t, got[0])
 	})
+}
+
+// inspectHL is the IP and TCP header length of a frame.
+func inspectHL(f []byte) int {
+	s := inspect(f)
+	return s.ipHL + s.tcpHL
 }

@@ -1,6 +1,7 @@
 package tun
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"time"
@@ -8,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/tcpeng/tcpeng/engine/wire"
 	"github.com/tcpeng/tcpeng/host/internal/spin"
 )
 
@@ -119,6 +121,33 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 		return 0, nil
 	}
 	m := n - vnetHdrLen // the packet's length
+	if h.gsoType != vnetGSONone && d.whole && m <= len(buf) {
+		// Config.Whole: the super-packet is in buf; check it as a cut would,
+		// and hand it over as one frame, its TCP checksum made whole where
+		// the cut would compute the segments' (a partial one), wherever
+		// csum_start points (the cut does not use it either).
+		g, err := prepareGSO(buf[:m], &h, !d.nosum)
+		if err != nil {
+			d.rxDropped.Add(1)
+			return 0, nil
+		}
+		if !g.v6 {
+			// As the cut (and the kernel's segmentation) does: the IPv4
+			// header checksum is computed, not taken.
+			buf[10], buf[11] = 0, 0
+			binary.BigEndian.PutUint16(buf[10:], ^wire.Checksum(buf[:g.ipHL], 0))
+		}
+		if !d.nosum && h.flags&vnetFlagNeedsCsum != 0 {
+			tcp := buf[g.ipHL:m]
+			tcp[16], tcp[17] = 0, 0
+			ck := ^wire.ChecksumCombine(wire.Checksum(tcp, 0), wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))
+			binary.BigEndian.PutUint16(tcp[16:], ck)
+			d.rxCsum.Add(1)
+		}
+		d.rxGSO.Add(1)
+		*size = m
+		return 1, nil
+	}
 	if h.gsoType != vnetGSONone {
 		// Cutting writes into buf: move the packet out of it first.
 		copy(d.rx, buf[:min(m, len(buf))])

@@ -387,3 +387,42 @@ func TestTryReadBatch(t *testing.T) {
 		t.Fatalf("after Close: %v, want net.ErrClosed", err)
 	}
 }
+
+// Config.Whole: a super-packet that fits the caller's buffer is handed over as
+// one frame, the super-packet itself with its checksum completed (or left
+// partial with SkipChecksums); one that does not fit is cut as before; a
+// malformed one is dropped.
+func TestReadBatchWhole(t *testing.T) {
+	burst := seg{src: a4, dst: b4, seq: 1, ack: 2, window: 3, id: 4, flags: wire.FlagACK | wire.FlagPSH, payload: pattern(3000, 1)}
+	burst6 := seg{src: a6, dst: b6, seq: 1, ack: 2, window: 3, flags: wire.FlagACK, payload: pattern(5000, 3)}
+	bad := burst.super(1400)
+	bad[vnetHdrLen+9] = 17 // UDP: not a TCP super-packet
+	d, k := fakeDevice(t, true)
+	d.whole = true
+	kernelSend(t, k, burst.super(1400), burst6.super(1440), bad)
+	b, sizes := bufs(4, 65535)
+	got := read(t, d, b, sizes)
+	equalFrames(t, got, [][]byte{burst.frame(), burst6.frame()})
+	if st := d.Stats(); st.RxFrames != 2 || st.RxGSO != 2 || st.RxCsum != 2 || st.RxDropped != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+
+	// With SkipChecksums the field keeps the pseudo-header sum.
+	d.nosum = true
+	kernelSend(t, k, burst.super(1400))
+	got = read(t, d, b, sizes)
+	sp := burst.super(1400)
+	if len(got) != 1 || !bytes.Equal(got[0], sp[vnetHdrLen:]) {
+		t.Fatalf("with SkipChecksums: %d frames, or not the super-packet as it came", len(got))
+	}
+
+	// Buffers of the MTU: cut, as without Whole.
+	d.nosum = false
+	kernelSend(t, k, burst.super(1400))
+	want, err := decodeFromDevice(burst.super(1400), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, sizes = bufs(4, 1500)
+	equalFrames(t, read(t, d, b, sizes), want)
+}
