@@ -247,28 +247,7 @@ func FuzzDeviceRead(f *testing.F) {
 		for _, nosum := range []bool{false, true} {
 			d, k := fakeDevice(t, true)
 			d.nosum = nosum
-			// The marker, a good packet, comes out last.
-			kernelSend(t, k, append([]byte(nil), b...), marker)
-			bs, sizes := bufs(8, 1500)
-			var got [][]byte
-			for done := false; !done; {
-				n, err := d.ReadBatch(bs, sizes)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i := range n {
-					if sizes[i] > len(bs[i]) || sizes[i] == 0 {
-						t.Fatalf("frame of %d bytes in a buffer of %d", sizes[i], len(bs[i]))
-					}
-					f := bs[i][:sizes[i]]
-					if bytes.Equal(f, marker[vnetHdrLen:]) {
-						done = true
-						break
-					}
-					got = append(got, append([]byte(nil), f...))
-				}
-			}
-			d.Close()
+			got := readThrough(t, d, k, b, marker, 1500)
 			if nosum {
 				continue
 			}
@@ -290,24 +269,7 @@ func FuzzDeviceRead(f *testing.F) {
 		// the payload its cut segments carry) or not at all.
 		d, k := fakeDevice(t, true)
 		d.whole = true
-		kernelSend(t, k, append([]byte(nil), b...), marker)
-		bs, sizes := bufs(8, 65535)
-		var got [][]byte
-		for done := false; !done; {
-			n, err := d.ReadBatch(bs, sizes)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i := range n {
-				f := bs[i][:sizes[i]]
-				if bytes.Equal(f, marker[vnetHdrLen:]) {
-					done = true
-					break
-				}
-				got = append(got, append([]byte(nil), f...))
-			}
-		}
-		d.Close()
+		got := readThrough(t, d, k, b, marker, 65535)
 		h, _ := parseVnetHdr(b)
 		want, err := decodeFromDevice(append([]byte(nil), b...), nil)
 		if err != nil || h.gsoType == vnetGSONone || len(want) == 0 {
@@ -325,6 +287,34 @@ func FuzzDeviceRead(f *testing.F) {
 		}
 		checkValid(t, got[0])
 	})
+}
+
+// readThrough has the fake kernel k behind d send the read b, then marker (a
+// good packet), and returns the frames d reads before the marker, in buffers
+// of size bytes. It closes d.
+func readThrough(t *testing.T, d *Device, k int, b, marker []byte, size int) [][]byte {
+	kernelSend(t, k, append([]byte(nil), b...), marker)
+	bs, sizes := bufs(8, size)
+	var got [][]byte
+	for done := false; !done; {
+		n, err := d.ReadBatch(bs, sizes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if sizes[i] > len(bs[i]) || sizes[i] == 0 {
+				t.Fatalf("frame of %d bytes in a buffer of %d", sizes[i], len(bs[i]))
+			}
+			f := bs[i][:sizes[i]]
+			if bytes.Equal(f, marker[vnetHdrLen:]) {
+				done = true
+				break
+			}
+			got = append(got, append([]byte(nil), f...))
+		}
+	}
+	d.Close()
+	return got
 }
 
 // inspectHL is the IP and TCP header length of a frame.

@@ -123,9 +123,9 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 	m := n - vnetHdrLen // the packet's length
 	if h.gsoType != vnetGSONone && d.whole && m <= len(buf) {
 		// Config.Whole: the super-packet is in buf; check it as a cut would,
-		// and hand it over as one frame, its TCP checksum made whole where
-		// the cut would compute the segments' (a partial one), wherever
-		// csum_start points (the cut does not use it either).
+		// and hand it over as one frame, its TCP checksum computed over the
+		// whole wherever the cut would compute the segments' (whatever the
+		// flags and csum_start say: the cut does not trust them either).
 		g, err := prepareGSO(buf[:m], &h, !d.nosum)
 		if err != nil {
 			d.rxDropped.Add(1)
@@ -137,7 +137,7 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 			buf[10], buf[11] = 0, 0
 			binary.BigEndian.PutUint16(buf[10:], ^wire.Checksum(buf[:g.ipHL], 0))
 		}
-		if !d.nosum && h.flags&vnetFlagNeedsCsum != 0 {
+		if !d.nosum {
 			tcp := buf[g.ipHL:m]
 			tcp[16], tcp[17] = 0, 0
 			ck := ^wire.ChecksumCombine(wire.Checksum(tcp, 0), wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))
