@@ -182,8 +182,7 @@ func (l *loop) step() {
 	l.in.Commands, l.out.Commands = l.out.Commands, l.in.Commands[:0]
 	l.ctx, l.nxt = l.nxt, l.ctx[:0]
 	p := l.nsteps & 1
-	l.w.WaitFree(p)
-	if err := l.w.Err(); err != nil {
+	if err := l.w.WaitFree(p); err != nil {
 		l.fail(err)
 	}
 	l.res = &l.outs[p]
@@ -287,7 +286,10 @@ func (l *loop) epollWait(timeout int) int {
 		// Not while the writer goroutine writes a batch: a bulk transfer's
 		// ACKs come as the kernel takes it, and the writer needs the CPU.
 		if l.spin.Spins() && !l.w.Busy() {
-			spun = l.pollYielding(start)
+			spun = spin.UntilYield(func() bool {
+				l.polled = l.epollOnce(0)
+				return l.polled > 0
+			}, schedYield)
 		}
 		if !spun {
 			l.polled = l.epollOnce(timeout)
@@ -298,23 +300,11 @@ func (l *loop) epollWait(timeout int) int {
 	return l.epollOnce(timeout)
 }
 
-// pollYielding polls epoll until an event comes or spin.Window passes from
-// start, and reports whether one came. Between tries it yields the CPU to
-// the kernel's scheduler (sched_yield), not only to this process's goroutines
-// as spin.Until does: the namespace's clients and the host's servers, which
-// the loop waits for, may need this CPU, and a spin that kept it from them
-// made connections slower.
-func (l *loop) pollYielding(start time.Time) bool {
-	for {
-		if l.polled = l.epollOnce(0); l.polled > 0 {
-			return true
-		}
-		if time.Since(start) >= spin.Window {
-			return false
-		}
-		unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-	}
-}
+// schedYield yields the CPU to the kernel's scheduler (sched_yield), not
+// only to this process's goroutines as runtime.Gosched does: the namespace's
+// clients and the host's servers, which the loop waits for, may need this
+// CPU, and a spin that kept it from them made connections slower.
+func schedYield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
 
 func (l *loop) epollOnce(timeout int) int {
 	for {

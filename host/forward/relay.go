@@ -187,7 +187,7 @@ func (l *loop) engineFailed(r *relay, err engine.Error) {
 }
 
 // hostFailed resets the engine's side of r after its socket failed.
-func (l *loop) hostFailed(r *relay, err error) {
+func (l *loop) hostFailed(r *relay) {
 	l.f.resets.Add(1)
 	l.command(engine.Command{Op: engine.OpAbort, Conn: r.id}, nil)
 	unix.Close(r.fd)
@@ -231,7 +231,7 @@ func (l *loop) pump(r *relay) {
 		if len(r.pend) > 0 && !l.flush(r) {
 			return
 		}
-		if len(r.pend) == 0 && r.engIn && r.hostOut {
+		if len(r.pend) == 0 && r.engIn {
 			if b := l.take(chunk); b != nil {
 				l.command(engine.Command{Op: engine.OpRead, Conn: r.id, Data: b}, r)
 			} else {
@@ -252,7 +252,7 @@ func (l *loop) pump(r *relay) {
 		case err == unix.EAGAIN:
 			r.hostIn = false
 		case err != nil:
-			l.hostFailed(r, err)
+			l.hostFailed(r)
 		case n == 0:
 			l.command(engine.Command{Op: engine.OpShutdown, Conn: r.id}, r)
 		default:
@@ -266,7 +266,7 @@ func (l *loop) pump(r *relay) {
 func (l *loop) flush(r *relay) bool {
 	n, err := send(r.fd, r.pend)
 	if err != nil {
-		l.hostFailed(r, err)
+		l.hostFailed(r)
 		return false
 	}
 	r.pend = r.pend[n:]
@@ -284,25 +284,17 @@ func (l *loop) flush(r *relay) bool {
 // readDone takes the engine's answer to a read for the host: writes it to
 // the socket, keeping what the socket does not take.
 func (l *loop) readDone(r *relay, b []byte, res engine.Result) {
-	if r.gone {
-		return
-	}
-	switch res.Err {
-	case engine.OK:
-	case engine.ErrWouldBlock:
-		r.engIn = false
-		return
-	case engine.ErrEOF:
+	if !r.gone && res.Err == engine.ErrEOF {
 		// RFC 9293 §3.6: the namespace closed its side; pass the FIN on.
 		if err := unix.Shutdown(r.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
-			l.hostFailed(r, err)
+			l.hostFailed(r)
 			return
 		}
 		r.outDone = true
 		l.finish(r)
 		return
-	default:
-		l.engineFailed(r, res.Err)
+	}
+	if !l.moved(r, res, &r.engIn) {
 		return
 	}
 	data := b[:res.N]
@@ -312,7 +304,7 @@ func (l *loop) readDone(r *relay, b []byte, res engine.Result) {
 	}
 	n, err := send(r.fd, data)
 	if err != nil {
-		l.hostFailed(r, err)
+		l.hostFailed(r)
 		return
 	}
 	if n < len(data) {
@@ -326,20 +318,11 @@ func (l *loop) readDone(r *relay, b []byte, res engine.Result) {
 // writeDone takes the engine's answer to a write of peeked data: takes from
 // the socket what the engine queued.
 func (l *loop) writeDone(r *relay, b []byte, res engine.Result) {
-	if r.gone {
-		return
-	}
-	switch res.Err {
-	case engine.OK:
-	case engine.ErrWouldBlock:
-		r.engOut = false
-		return
-	default:
-		l.engineFailed(r, res.Err)
+	if !l.moved(r, res, &r.engOut) {
 		return
 	}
 	if err := discard(r.fd, b, res.N); err != nil {
-		l.hostFailed(r, err)
+		l.hostFailed(r)
 		return
 	}
 	r.nIn += uint64(res.N)
@@ -353,6 +336,22 @@ func (l *loop) writeDone(r *relay, b []byte, res engine.Result) {
 		r.hostIn = false
 	}
 	l.queue(r)
+}
+
+// moved reports whether an engine read or write for r moved data. If not, r
+// is gone, or the engine had nothing (room) for it and *ready (engIn or
+// engOut) is cleared until its event, or the connection failed and r is reset.
+func (l *loop) moved(r *relay, res engine.Result, ready *bool) bool {
+	switch {
+	case r.gone:
+	case res.Err == engine.OK:
+		return true
+	case res.Err == engine.ErrWouldBlock:
+		*ready = false
+	default:
+		l.engineFailed(r, res.Err)
+	}
+	return false
 }
 
 // shutDone takes the engine's answer to the FIN passed on from the host.

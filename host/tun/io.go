@@ -123,9 +123,10 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 	m := n - vnetHdrLen // the packet's length
 	if h.gsoType != vnetGSONone && d.whole && m <= len(buf) {
 		// Config.Whole: the super-packet is in buf; check it as a cut would,
-		// and hand it over as one frame, its TCP checksum computed over the
-		// whole wherever the cut would compute the segments' (whatever the
-		// flags and csum_start say: the cut does not trust them either).
+		// and hand it over as one frame. A full checksum was just verified
+		// (prepareGSO); a partial one, or one the flags vouch for, is
+		// computed over the whole, as the cut computes the segments'
+		// (whatever csum_start says: the cut does not trust it either).
 		g, err := prepareGSO(buf[:m], &h, !d.nosum)
 		if err != nil {
 			d.rxDropped.Add(1)
@@ -137,7 +138,7 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 			buf[10], buf[11] = 0, 0
 			binary.BigEndian.PutUint16(buf[10:], ^wire.Checksum(buf[:g.ipHL], 0))
 		}
-		if !d.nosum {
+		if !d.nosum && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0 {
 			tcp := buf[g.ipHL:m]
 			tcp[16], tcp[17] = 0, 0
 			ck := ^wire.ChecksumCombine(wire.Checksum(tcp, 0), wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))

@@ -52,13 +52,18 @@ func (s *Spinner) Record(waited time.Duration) {
 // processor between tries, and reports whether ready did. It does not
 // allocate (ready must not escape; a closure literal at the call site does
 // not).
-func Until(ready func() bool) bool {
+func Until(ready func() bool) bool { return UntilYield(ready, runtime.Gosched) }
+
+// UntilYield is Until with yield called between tries instead of
+// runtime.Gosched: a caller that polls the kernel may yield the OS thread's
+// CPU to other processes (sched_yield).
+func UntilYield(ready func() bool, yield func()) bool {
 	t0 := time.Now()
 	for !ready() {
 		if time.Since(t0) >= Window {
 			return false
 		}
-		runtime.Gosched()
+		yield()
 	}
 	return true
 }

@@ -118,13 +118,15 @@ func (w *Queue) drain() {
 	w.writing = false
 }
 
-// WaitFree returns when the batch of output buffer p is written. A stepper
-// that finds it queued with nobody writing writes it itself rather than wait
-// for the writer goroutine to wake.
-func (w *Queue) WaitFree(p int) {
+// WaitFree returns when the batch of output buffer p is written, with the
+// first error of a WriteBatch call so far (nil if none). A stepper that finds
+// the batch queued with nobody writing writes it itself rather than wait for
+// the writer goroutine to wake.
+func (w *Queue) WaitFree(p int) error {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	w.writeWhile(func() bool { return w.busy[p] })
-	w.mu.Unlock()
+	return w.err
 }
 
 // writeWhile writes queued batches itself while cond holds and nobody else
@@ -167,13 +169,6 @@ func (w *Queue) Close() {
 	w.closed = true
 	w.wcond.Broadcast()
 	w.mu.Unlock()
-}
-
-// Err returns the first error of a WriteBatch call, or nil.
-func (w *Queue) Err() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.err
 }
 
 // Busy reports whether a batch is queued or being written.
