@@ -101,7 +101,7 @@ func forwardFlags(o *forwardOptions) *flag.FlagSet {
 	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp()+"; wasm once the WebAssembly engine is built in")
 	fs.StringVar(&o.pcap, "pcap", "", "write every frame the engine receives and sends to `FILE` (pcap, raw IP)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
-	fs.BoolVar(&o.spin, "spin", false, "poll for up to 50 µs before sleeping while traffic flows: shorter round trips, a CPU busy meanwhile")
+	fs.BoolVar(&o.spin, "spin", true, "after relaying data, poll for up to 50 µs before sleeping: shorter round trips (--spin=false: sleep at once, no CPU spent polling)")
 	fs.BoolVar(&o.verbose, "v", false, "print the setup, and one line per connection that could not be relayed, on stderr")
 	fs.Usage = func() {
 		w := fs.Output()

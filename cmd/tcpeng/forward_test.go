@@ -467,11 +467,11 @@ func TestForwardCommand(t *testing.T) {
 	if code, out, _ := tcpeng("forward", "sh", "-c", "echo ok"); code != 0 || out != "ok\n" {
 		t.Errorf("without --: exit %d, stdout %q", code, out)
 	}
-	// The same download with the loop spinning, and with the engine as
-	// WebAssembly.
+	// The same download with the loop not spinning (it spins by default),
+	// and with the engine as WebAssembly.
 	script = fmt.Sprintf(`curl -sS --fail --max-time 30 http://10.0.2.2:%d/blob.bin | sha256sum`, port)
-	if code, out, errs := tcpeng("forward", "--spin", "--", "sh", "-c", script); code != 0 || errs != "" || !strings.HasPrefix(out, want+" ") {
-		t.Errorf("--spin: exit %d, stdout %q, stderr %q; want the sha256 %s", code, out, errs, want)
+	if code, out, errs := tcpeng("forward", "--spin=false", "--", "sh", "-c", script); code != 0 || errs != "" || !strings.HasPrefix(out, want+" ") {
+		t.Errorf("--spin=false: exit %d, stdout %q, stderr %q; want the sha256 %s", code, out, errs, want)
 	}
 	useWasm(t)
 	if code, out, errs := tcpeng("forward", "--engine", "wasm", "--", "sh", "-c", script); code != 0 || errs != "" || !strings.HasPrefix(out, want+" ") {

@@ -299,6 +299,7 @@ func (l *loop) readDone(r *relay, b []byte, res engine.Result) {
 	}
 	data := b[:res.N]
 	r.nOut += uint64(len(data))
+	l.carried = true
 	if len(data) < len(b) && !r.engEnd {
 		r.engIn = false // drained; EventReadable comes with more
 	}
@@ -326,6 +327,7 @@ func (l *loop) writeDone(r *relay, b []byte, res engine.Result) {
 		return
 	}
 	r.nIn += uint64(res.N)
+	l.carried = true
 	switch {
 	case res.N < len(b):
 		r.engOut = false // full; EventWritable comes with room

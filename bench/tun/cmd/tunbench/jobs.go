@@ -37,7 +37,7 @@ var serveWorkloads = []string{"kernel-to-stack", "stack-to-kernel", "conn-echo-c
 // forwardSetup is a column of the forward job.
 type forwardSetup struct {
 	name string
-	kind string // tcpeng, pasta, slirp4netns
+	kind string // tcpeng, pasta, slirp4netns, loopback (no stack: the floor)
 	mtu  int    // 0: the tool's default
 	bin  string // tcpeng: the binary (empty: -tcpeng's)
 }
@@ -48,6 +48,10 @@ var forwardSetups = []forwardSetup{
 	{name: "pasta", kind: "pasta", mtu: 0},
 	{name: "slirp4netns-65520", kind: "slirp4netns", mtu: 65520},
 	{name: "slirp4netns-1500", kind: "slirp4netns", mtu: 1500},
+	// The same clients in the root namespace, straight to the servers on
+	// 127.0.0.1: the kernel alone, one TCP connection where a relay carries
+	// two (the namespace's to the stack, the stack's to the server).
+	{name: "kernel-loopback", kind: "loopback"},
 }
 
 var forwardWorkloads = []string{"upload", "download", "upload-x4", "download-x4", "conn-close", "conn-echo-close", "rtt-64B"}
@@ -180,7 +184,7 @@ func (b *bench) runServe(s serveSetup, run int) {
 	}
 	defer p.stop()
 	for _, w := range serveWorkloads {
-		c0, t0 := p.cpu(), time.Now()
+		c0, m0, t0 := p.cpu(), machineCPU(), time.Now()
 		r, err := serveWorkload(ns, w)
 		if err != nil {
 			fail(w, fmt.Errorf("%v (stack: %s)", err, stderrTail(p)))
@@ -188,7 +192,7 @@ func (b *bench) runServe(s serveSetup, run int) {
 		}
 		v, unit, p99 := value(r)
 		b.record(result{Job: "serve", Setup: s.name, Workload: w, Run: run, Value: v, Unit: unit, P99: p99,
-			StackCPU: p.cpu() - c0, Seconds: time.Since(t0).Seconds()})
+			StackCPU: p.cpu() - c0, MachineCPU: machineCPU() - m0, Seconds: time.Since(t0).Seconds()})
 	}
 }
 
@@ -275,20 +279,23 @@ func (b *bench) runForward(s forwardSetup, run int) {
 	fail := func(w string, err error) {
 		b.record(result{Job: "forward", Setup: s.name, Workload: w, Run: run, Error: err.Error()})
 	}
-	ns, err := b.newNamespace()
-	if err != nil {
-		fail("setup", err)
-		return
+	ns, gw := "", "127.0.0.1" // loopback: the root namespace, no stack
+	var p *proc
+	if s.kind != "loopback" {
+		var err error
+		if ns, err = b.newNamespace(); err != nil {
+			fail("setup", err)
+			return
+		}
+		defer netns.Delete(ns)
+		if p, gw, err = startForward(s, ns, ""); err != nil {
+			fail("setup", err)
+			return
+		}
+		defer p.stop()
 	}
-	defer netns.Delete(ns)
-	p, gw, err := startForward(s, ns, "")
-	if err != nil {
-		fail("setup", err)
-		return
-	}
-	defer p.stop()
 	for _, w := range forwardWorkloads {
-		c0, t0 := p.cpu(), time.Now()
+		c0, m0, t0 := p.cpu(), machineCPU(), time.Now()
 		r, err := b.forwardWorkload(ns, gw, w)
 		if err != nil {
 			fail(w, fmt.Errorf("%v (stack: %s)", err, stderrTail(p)))
@@ -296,7 +303,7 @@ func (b *bench) runForward(s forwardSetup, run int) {
 		}
 		v, unit, p99 := value(r)
 		b.record(result{Job: "forward", Setup: s.name, Workload: w, Run: run, Value: v, Unit: unit, P99: p99,
-			StackCPU: p.cpu() - c0, Seconds: time.Since(t0).Seconds()})
+			StackCPU: p.cpu() - c0, MachineCPU: machineCPU() - m0, Seconds: time.Since(t0).Seconds()})
 	}
 }
 

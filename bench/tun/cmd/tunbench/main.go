@@ -156,8 +156,12 @@ type result struct {
 	Unit     string  `json:"unit"`
 	P99      float64 `json:"p99,omitempty"`
 	StackCPU float64 `json:"stack_cpu_s"` // CPU seconds of the stack's process during the workload
-	Seconds  float64 `json:"seconds"`     // wall seconds of the workload
-	Error    string  `json:"error,omitempty"`
+	// MachineCPU is the CPU seconds the whole machine spent busy during the
+	// workload (/proc/stat): the stack, the clients, the servers and the
+	// kernel's network processing.
+	MachineCPU float64 `json:"machine_cpu_s"`
+	Seconds    float64 `json:"seconds"` // wall seconds of the workload
+	Error      string  `json:"error,omitempty"`
 }
 
 type bench struct {
@@ -279,6 +283,27 @@ func (p *proc) stop() {
 	}
 }
 
+// machineCPU returns the CPU seconds all CPUs have spent busy since boot:
+// user, nice, system, irq and softirq of /proc/stat's first line (0 if it
+// cannot be read).
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks float64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		v, _ := strconv.ParseFloat(f[i], 64)
+		ticks += v
+	}
+	return ticks / clockTicks
+}
+
 // cpu returns the CPU seconds (user+sys) the process has used.
 func (p *proc) cpu() float64 {
 	if p == nil || p.cmd.Process == nil {
@@ -298,8 +323,11 @@ func (p *proc) cpu() float64 {
 	}
 	ut, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ
+	return (ut + st) / clockTicks
 }
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times: 100 on Linux.
+const clockTicks = 100
 
 // runClient runs `tunbench client MODE ADDR N` inside ns.
 func runClientIn(ns, mode, addr string, n int64) (*clientResult, error) {

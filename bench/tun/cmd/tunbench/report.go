@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -14,18 +15,20 @@ import (
 type stat struct {
 	med, lo, hi float64
 	cpu         float64 // median stack CPU cores (CPU seconds per wall second)
+	machine     float64 // median busy cores of the whole machine
 	n           int
 	unit        string
 }
 
 func (b *bench) stats(job, setup, w string) (stat, bool) {
-	var vals, cpus []float64
+	var vals, cpus, machine []float64
 	var unit string
 	for _, r := range b.results {
 		if r.Job == job && r.Setup == setup && r.Workload == w && r.Error == "" {
 			vals = append(vals, r.Value)
 			if r.Seconds > 0 {
 				cpus = append(cpus, r.StackCPU/r.Seconds)
+				machine = append(machine, r.MachineCPU/r.Seconds)
 			}
 			unit = r.Unit
 		}
@@ -35,9 +38,10 @@ func (b *bench) stats(job, setup, w string) (stat, bool) {
 	}
 	slices.Sort(vals)
 	slices.Sort(cpus)
+	slices.Sort(machine)
 	s := stat{med: median(vals), lo: vals[0], hi: vals[len(vals)-1], n: len(vals), unit: unit}
 	if len(cpus) > 0 {
-		s.cpu = median(cpus)
+		s.cpu, s.machine = median(cpus), median(machine)
 	}
 	return s, true
 }
@@ -81,6 +85,8 @@ func (b *bench) table(sb *strings.Builder, job string, setups []string, works []
 	})
 	fmt.Fprintf(sb, "\nStack process CPU during each workload (cores: CPU seconds per wall second, median):\n\n")
 	b.grid(sb, job, setups, works, "", func(st stat) string { return fmt.Sprintf("%.2f", st.cpu) })
+	fmt.Fprintf(sb, "\nThe whole machine's busy CPU during each workload (cores, median; the machine has %d):\n\n", runtime.NumCPU())
+	b.grid(sb, job, setups, works, "", func(st stat) string { return fmt.Sprintf("%.2f", st.machine) })
 }
 
 // grid writes a table of setups × works whose cells cell makes from the
@@ -162,6 +168,7 @@ func (b *bench) markdown() string {
 		fmt.Fprintf(&sb, "\n")
 		pairs := [][2]string{
 			{"tcpeng-65520", "pasta"}, {"tcpeng-65520", "slirp4netns-65520"}, {"tcpeng-1500", "slirp4netns-1500"},
+			{"tcpeng-65520", "kernel-loopback"}, {"pasta", "kernel-loopback"},
 		}
 		for _, s := range forwardSetups {
 			if s.bin != "" {
