@@ -252,12 +252,8 @@ func (b *bench) forwardWorkload(ns, gw, w string) (*clientResult, error) {
 		}
 		t0 := time.Now()
 		bps, err := iperf(ns, gw, b.iperfPort, extra...)
-		if err != nil && strings.Contains(err.Error(), "unable to connect to server") {
-			// iperf3 -s closes its listening socket after each test and opens
-			// it again: a client that comes in between is refused (a stack that
-			// completes the namespace's handshake before it connects to the host
-			// shows it as a reset). Once more, a moment later.
-			time.Sleep(300 * time.Millisecond)
+		for try := 1; try <= 3 && err != nil && iperfBetweenTests(err); try++ {
+			time.Sleep(time.Duration(try) * time.Second)
 			t0 = time.Now()
 			bps, err = iperf(ns, gw, b.iperfPort, extra...)
 		}
@@ -273,6 +269,18 @@ func (b *bench) forwardWorkload(ns, gw, w string) (*clientResult, error) {
 		return runClientIn(ns, modeRTT, echo, int64(opt.rtts))
 	}
 	return nil, fmt.Errorf("unknown workload %s", w)
+}
+
+// iperfBetweenTests reports whether iperf3's client failed because the
+// server was between two tests: iperf3 -s closes its listening socket after
+// each test and opens it again, so a client that comes in between is refused
+// (a stack that completes the namespace's handshake before it connects to
+// the host shows it as a reset), and one that comes before the server has
+// seen the last test's end is told the server is busy (after a stack that
+// was slow to pass that end on). A moment later it is ready.
+func iperfBetweenTests(err error) bool {
+	return strings.Contains(err.Error(), "unable to connect to server") ||
+		strings.Contains(err.Error(), "the server is busy")
 }
 
 func (b *bench) runForward(s forwardSetup, run int) {
