@@ -144,11 +144,16 @@ func (l *loop) hostEvent(r *relay, ev uint32) {
 	}
 	switch r.phase {
 	case phaseDial:
-		if r.hostOut {
+		// Writable with no error or hang-up: connected (tcp_poll reports no
+		// EPOLLOUT before the handshake ends, and EPOLLERR once it failed),
+		// so SO_ERROR is asked only when epoll reports trouble.
+		if ev&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
 			if err := connectErr(r.fd); err != nil {
 				l.refuse(r, fmt.Sprintf("dial %v: connect: %v", r.target, err))
 				return
 			}
+		}
+		if r.hostOut {
 			l.open(r)
 		}
 	case phaseOpen:
