@@ -126,6 +126,7 @@ type Stats struct {
 	Resets   uint64 // resets carried from one side to the other
 	BytesOut uint64 // bytes from the namespace to the host
 	BytesIn  uint64 // bytes from the host to the namespace
+	Spins    uint64 // waits the loop polled through before it slept (Config.Spin)
 }
 
 // Link is what a Forwarder runs on: a host.Link whose arrivals can be waited
@@ -153,8 +154,8 @@ type Forwarder struct {
 	closing bool
 	ports   []portReq // listeners AddPort made, for the loop to take
 
-	accepted, ported, relayed, refused, rejected, limited, resets, bytesOut, bytesIn atomic.Uint64
-	active                                                                           atomic.Int64
+	accepted, ported, relayed, refused, rejected, limited, resets, bytesOut, bytesIn, spins atomic.Uint64
+	active                                                                                  atomic.Int64
 }
 
 // portReq is a port forward's listener on its way to the loop.
@@ -235,7 +236,7 @@ func (f *Forwarder) Stats() Stats {
 	return Stats{
 		Active: f.active.Load(), Accepted: f.accepted.Load(), Ported: f.ported.Load(), Relayed: f.relayed.Load(),
 		Refused: f.refused.Load(), Rejected: f.rejected.Load(), Limited: f.limited.Load(), Resets: f.resets.Load(),
-		BytesOut: f.bytesOut.Load(), BytesIn: f.bytesIn.Load(),
+		BytesOut: f.bytesOut.Load(), BytesIn: f.bytesIn.Load(), Spins: f.spins.Load(),
 	}
 }
 

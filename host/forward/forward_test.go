@@ -396,6 +396,42 @@ func TestStartNeedsForwardMode(t *testing.T) {
 	}
 }
 
+// The loop spins only after payload crossed it (Config.Spin): connections
+// opened and closed with no data never make it spin; an echoed byte does.
+func TestSpinAfterPayload(t *testing.T) {
+	if runtime.GOMAXPROCS(0) == 1 {
+		t.Skip("GOMAXPROCS is 1: the loop never spins")
+	}
+	e := newEnv(t, func(c *Config) { c.Spin = true })
+	srv := server(t, echo)
+	dst := netip.AddrPortFrom(gatewayIP, srv.Port())
+	for range 20 {
+		c := e.dial(t, dst)
+		c.CloseWrite()
+		if n, err := c.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("read after the half-close: %d, %v; want the echo server's EOF", n, err)
+		}
+		c.Close()
+	}
+	if st := e.quiet(t); st.Relayed != 20 || st.Spins != 0 {
+		t.Fatalf("after 20 connections with no data: stats %+v, want 20 relayed and no spin", st)
+	}
+	c := e.dial(t, dst)
+	for i := range 10 {
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(c, b); err != nil || b[0] != byte(i) {
+			t.Fatalf("echo %d: %v, %v", i, b, err)
+		}
+	}
+	c.Close()
+	if st := e.quiet(t); st.Spins == 0 || st.BytesOut != 10 || st.BytesIn != 10 {
+		t.Fatalf("after 10 echoed bytes: stats %+v, want spins and 10 bytes each way", st)
+	}
+}
+
 // A host that does not read for a while fills its socket: the engine's data
 // waits in the relay and the namespace's window closes; when the host reads
 // again everything arrives, in order. The same with the loop spinning.

@@ -292,6 +292,7 @@ func (l *loop) epollWait(timeout int) int {
 		// closes, spun after, made connect+close slower (0.82x): a loop
 		// awake on one CPU keeps the client it wakes off that CPU.
 		if l.carried && l.spin.Spins() && !l.w.Busy() {
+			l.f.spins.Add(1)
 			spun = spin.UntilYield(func() bool {
 				l.polled = l.epollOnce(0)
 				return l.polled > 0
