@@ -126,7 +126,7 @@ type Stats struct {
 	Resets   uint64 // resets carried from one side to the other
 	BytesOut uint64 // bytes from the namespace to the host
 	BytesIn  uint64 // bytes from the host to the namespace
-	Spins    uint64 // waits the loop polled through before it slept (Config.Spin)
+	Spins    uint64 // waits the loop began by polling rather than sleeping (Config.Spin)
 }
 
 // Link is what a Forwarder runs on: a host.Link whose arrivals can be waited

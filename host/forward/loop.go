@@ -279,33 +279,38 @@ func (l *loop) poll(busy bool) {
 }
 
 // epollWait waits up to timeout milliseconds (-1: no limit). With
-// Config.Spin a wait that would sleep first polls for up to spin.Window.
+// Config.Spin a wait that would sleep, after payload crossed the relay,
+// first polls for up to spin.Window.
 func (l *loop) epollWait(timeout int) int {
-	if timeout != 0 && l.f.cfg.Spin {
-		start := time.Now()
-		spun := false
-		// Not while the writer goroutine writes a batch: a bulk transfer's
-		// ACKs come as the kernel takes it, and the writer needs the CPU.
-		//
-		// Only after payload crossed the relay: a request passed on is
-		// what an answer follows within microseconds. Handshakes and
-		// closes, spun after, made connect+close slower (0.82x): a loop
-		// awake on one CPU keeps the client it wakes off that CPU.
-		if l.carried && l.spin.Spins() && !l.w.Busy() {
-			l.f.spins.Add(1)
-			spun = spin.UntilYield(func() bool {
-				l.polled = l.epollOnce(0)
-				return l.polled > 0
-			}, schedYield)
-		}
-		if !spun {
-			l.polled = l.epollOnce(timeout)
-		}
-		l.spin.Record(time.Since(start))
-		l.carried = false
-		return l.polled
+	if timeout == 0 {
+		return l.epollOnce(0)
 	}
-	return l.epollOnce(timeout)
+	carried := l.carried
+	l.carried = false
+	if !l.f.cfg.Spin {
+		return l.epollOnce(timeout)
+	}
+	start := time.Now()
+	spun := false
+	// Only after payload crossed the relay: a request passed on is what an
+	// answer follows within microseconds. Handshakes and closes, spun
+	// after, made connect+close slower (0.82x): a loop awake on one CPU
+	// keeps the client it wakes off that CPU.
+	//
+	// Not while the writer goroutine writes a batch: a bulk transfer's ACKs
+	// come as the kernel takes it, and the writer needs the CPU.
+	if carried && l.spin.Spins() && !l.w.Busy() {
+		l.f.spins.Add(1)
+		spun = spin.UntilYield(func() bool {
+			l.polled = l.epollOnce(0)
+			return l.polled > 0
+		}, schedYield)
+	}
+	if !spun {
+		l.polled = l.epollOnce(timeout)
+	}
+	l.spin.Record(time.Since(start))
+	return l.polled
 }
 
 // schedYield yields the CPU to the kernel's scheduler (sched_yield), not
