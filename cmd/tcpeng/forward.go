@@ -323,12 +323,11 @@ func startForward(o *forwardOptions, p *forwardPlan, stderr io.Writer) (_ *forwa
 	fcfg := forward.Config{
 		Gateway: p.gateway, Network: p.addr.Masked(), DNS: p.dns, DNSUpstream: p.dnsUpstream,
 		Guest: p.addr.Addr(), DialTimeout: o.dialTimeout, MaxConns: o.maxConns,
+		Spin: o.spin, FrameBuffer: wholeBuffer(o.offload), // FrameBuffer: tun.Config.Whole
 	}
 	if o.verbose {
 		fcfg.Logf = func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
 	}
-	fcfg.Spin = o.spin
-	fcfg.FrameBuffer = wholeBuffer(o.offload) // tun.Config.Whole
 	if s.fwd, err = forward.Start(eng, link, fcfg); err != nil {
 		s.dev, s.pcap = nil, nil // Start closed the link
 		return nil, err

@@ -119,6 +119,7 @@ type pcapLink struct {
 	bw  *bufio.Writer
 	w   *pcap.Writer
 	err error
+	rd  [][]byte // the frames of the last read (reads come from one goroutine at a time)
 }
 
 // newPcapLink creates path and wraps l. Close closes both.
@@ -168,13 +169,14 @@ func (l *pcapLink) TryReadBatch(bufs [][]byte, sizes []int) (int, error) {
 func (l *pcapLink) Fd() int { return l.Link.(forward.Link).Fd() }
 
 func (l *pcapLink) recordRead(bufs [][]byte, sizes []int, n int) {
-	if n > 0 {
-		frames := make([][]byte, n)
-		for i := range n {
-			frames[i] = bufs[i][:sizes[i]]
-		}
-		l.record(frames)
+	l.rd = l.rd[:0]
+	for i := range n {
+		l.rd = append(l.rd, bufs[i][:sizes[i]])
 	}
+	if n > 0 {
+		l.record(l.rd)
+	}
+	clear(l.rd) // the caller's buffers
 }
 
 func (l *pcapLink) WriteBatch(frames [][]byte) error {

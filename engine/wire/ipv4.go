@@ -162,6 +162,15 @@ func PutIPv4(b []byte, h IPv4Header) int {
 	copy(b[12:16], s[:])
 	copy(b[16:20], d[:])
 	copy(b[20:hl], h.Options)
-	binary.BigEndian.PutUint16(b[10:], ^Checksum(b[:hl], 0))
+	PutIPv4Checksum(b[:hl])
 	return hl
+}
+
+// PutIPv4Checksum computes the header checksum of the IPv4 header b (exactly
+// the header, options included) and writes it into the header's checksum
+// field (RFC 791 §3.1), whatever the field held: after a field of the header
+// changed. It does not allocate.
+func PutIPv4Checksum(b []byte) {
+	b[10], b[11] = 0, 0
+	binary.BigEndian.PutUint16(b[10:], ^Checksum(b, 0))
 }

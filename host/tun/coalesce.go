@@ -247,8 +247,7 @@ func (c *coalescer) packet(i int) [][]byte {
 			binary.BigEndian.PutUint16(h[4:], uint16(t.total-wire.IPv6HeaderLen))
 		} else {
 			binary.BigEndian.PutUint16(h[2:], uint16(t.total))
-			h[10], h[11] = 0, 0
-			binary.BigEndian.PutUint16(h[10:], ^wire.Checksum(h[:s.ipHL], 0))
+			wire.PutIPv4Checksum(h[:s.ipHL])
 		}
 		tcp[13] |= c.frames[t.tail][s.ipHL+13] & uint8(wire.FlagPSH|wire.FlagFIN)
 		tcpLen = t.total - s.ipHL

@@ -135,14 +135,12 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 		if !g.v6 {
 			// As the cut (and the kernel's segmentation) does: the IPv4
 			// header checksum is computed, not taken.
-			buf[10], buf[11] = 0, 0
-			binary.BigEndian.PutUint16(buf[10:], ^wire.Checksum(buf[:g.ipHL], 0))
+			wire.PutIPv4Checksum(buf[:g.ipHL])
 		}
 		if !d.nosum && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0 {
 			tcp := buf[g.ipHL:m]
 			tcp[16], tcp[17] = 0, 0
-			ck := ^wire.ChecksumCombine(wire.Checksum(tcp, 0), wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))
-			binary.BigEndian.PutUint16(tcp[16:], ck)
+			binary.BigEndian.PutUint16(tcp[16:], ^wire.Checksum(tcp, wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp))))
 			d.rxCsum.Add(1)
 		}
 		d.rxGSO.Add(1)

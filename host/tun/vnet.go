@@ -193,8 +193,7 @@ func (g *gsoPacket) segment(i int, dst []byte) int {
 	} else {
 		binary.BigEndian.PutUint16(dst[2:], uint16(n))
 		binary.BigEndian.PutUint16(dst[4:], binary.BigEndian.Uint16(g.pkt[4:])+uint16(i))
-		dst[10], dst[11] = 0, 0
-		binary.BigEndian.PutUint16(dst[10:], ^wire.Checksum(dst[:g.ipHL], 0))
+		wire.PutIPv4Checksum(dst[:g.ipHL])
 	}
 	tcp := dst[g.ipHL:n]
 	binary.BigEndian.PutUint32(tcp[4:], binary.BigEndian.Uint32(g.pkt[g.ipHL+4:])+uint32(off))
