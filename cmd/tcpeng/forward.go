@@ -98,7 +98,7 @@ func forwardFlags(o *forwardOptions) *flag.FlagSet {
 	fs.Var(&o.ports, "p", "forward the host's `[HOSTIP:]HOSTPORT:NSPORT` (HOSTIP 127.0.0.1 by default) into the namespace; repeatable")
 	fs.IntVar(&o.maxConns, "max-conns", forward.DefaultMaxConns, "the most connections relayed at once, `N`; past it new ones are reset")
 	fs.DurationVar(&o.dialTimeout, "dial-timeout", forward.DefaultDialTimeout, "how long a relayed connection waits for its destination to answer, `D`")
-	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp()+"; wasm once the WebAssembly engine is built in")
+	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp())
 	fs.StringVar(&o.pcap, "pcap", "", "write every frame the engine receives and sends to `FILE` (pcap, raw IP)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
 	fs.BoolVar(&o.spin, "spin", true, "after relaying data, poll for up to 50 µs before sleeping: shorter round trips (--spin=false: sleep at once, no CPU spent polling)")

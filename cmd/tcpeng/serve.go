@@ -52,7 +52,7 @@ func serveFlags(o *serveOptions) *flag.FlagSet {
 	fs.IntVar(&o.chargen, "chargen", 19, "serve chargen (RFC 864) on `port` (0: off)")
 	fs.IntVar(&o.http, "http", 0, "serve the files of --root over HTTP/1.1 on `port` (0: off; --root alone means 80)")
 	fs.StringVar(&o.root, "root", "", "the `directory` the HTTP server serves")
-	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp()+"; wasm once the WebAssembly engine is built in")
+	fs.StringVar(&o.engine, "engine", "native", "the engine `kind`: "+engineHelp())
 	fs.StringVar(&o.pcap, "pcap", "", "write every frame the engine receives and sends to `FILE` (pcap, raw IP)")
 	fs.IntVar(&o.maxConns, "max-conns", 16384, "the most connections the engine holds at once, `N`, TIME_WAIT included (past it SYNs are dropped)")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the run to `FILE` (go tool pprof)")
