@@ -26,7 +26,10 @@ import (
 //     re-cutting segments never corrupts a stream.
 //   - After both applications close everything and the clock runs on, neither
 //     engine keeps a connection: every state ends.
-//   - The same program gives the same frames, byte for byte (determinism).
+//   - The program run through the fine-grained methods (HandleFrame,
+//     HandleTimeout, Execute, PollFrame) and run through Step gives the same
+//     frames, byte for byte: Step is what it says it is, and the engine is
+//     deterministic.
 func FuzzConversation(f *testing.F) {
 	for _, seed := range [][]byte{
 		{opWrite, 4, 0, opDeliver, 0, 0, opDeliver | sideB, 0, 0, opRead | sideB, 255, 0},
@@ -47,10 +50,10 @@ func FuzzConversation(f *testing.F) {
 			prog = prog[:3*400]
 		}
 		h1, h2 := sha256.New(), sha256.New()
-		runConversation(t, prog, h1)
-		runConversation(t, prog, h2)
+		runConversation(t, prog, false, h1)
+		runConversation(t, prog, true, h2)
 		if !bytes.Equal(h1.Sum(nil), h2.Sum(nil)) {
-			t.Fatal("the same program gave different frames: the engine is not deterministic")
+			t.Fatal("the program gave other frames through Step than through the fine-grained methods")
 		}
 	})
 }
@@ -93,6 +96,9 @@ type conversation struct {
 	altered bool        // a frame was altered, or a side changed connection: streams are not compared
 	sum     hash.Hash
 	buf     []byte
+	stepped bool // every turn is one Step
+	out     Output
+	dl      [2]Time // each side's deadline after its last turn
 }
 
 // maxFlight bounds the frames in flight each way; past it the oldest are lost.
@@ -101,39 +107,39 @@ const maxFlight = 512
 // stream is the byte at offset i of what side's application writes.
 func stream(side, i int) byte { return byte(i*7 + i>>8 + side*101) }
 
-func runConversation(t *testing.T, prog []byte, sum hash.Hash) {
-	c := &conversation{t: t, sum: sum, buf: make([]byte, 65536)}
+func runConversation(t *testing.T, prog []byte, stepped bool, sum hash.Hash) {
+	c := &conversation{t: t, sum: sum, buf: make([]byte, 65536), stepped: stepped}
 	for i, a := range []netip.Addr{addrA, addrB} {
-		s, err := New(Config{Addrs: []netip.Addr{a}, Seed: uint64(i + 1)})
+		// A small output buffer: Step fills it often, and allocates less.
+		s, err := New(Config{Addrs: []netip.Addr{a}, Seed: uint64(i + 1), OutputBuffer: 16 << 10})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c.st[i] = s
 	}
-	c.lid, _ = c.st[1].Listen(netip.AddrPortFrom(addrB, 80), 0)
-	c.conn[0], _ = c.st[0].Dial(c.now, netip.AddrPort{}, netip.AddrPortFrom(addrB, 80))
+	c.lid = c.exec(1, Command{Op: OpListen, Addr: netip.AddrPortFrom(addrB, 80)}).Conn
+	c.conn[0] = c.exec(0, Command{Op: OpDial, Addr: netip.AddrPortFrom(addrB, 80)}).Conn
 	c.settle(Second)
-	c.conn[1], _ = c.st[1].Accept(c.lid)
+	c.conn[1] = c.exec(1, Command{Op: OpAccept, Conn: c.lid}).Conn
 	c.all = [2][]ConnID{{c.conn[0]}, {c.conn[1]}}
 	for ; len(prog) >= 3; prog = prog[3:] {
 		c.do(prog[0], prog[1], prog[2])
-		c.poll()
 	}
 	// The end: both applications close everything; the clock runs until no
 	// timer is left.
 	for {
-		id, err := c.st[1].Accept(c.lid)
-		if err != OK {
+		r := c.exec(1, Command{Op: OpAccept, Conn: c.lid})
+		if r.Err != OK {
 			break
 		}
-		c.st[1].Close(id)
+		c.exec(1, Command{Op: OpClose, Conn: r.Conn})
 	}
 	for side, ids := range c.all {
 		for _, id := range ids {
-			c.st[side].Close(id)
+			c.exec(side, Command{Op: OpClose, Conn: id})
 		}
 	}
-	c.st[1].Close(c.lid)
+	c.exec(1, Command{Op: OpClose, Conn: c.lid})
 	c.settle(4 * 3600 * Second)
 	for i, s := range c.st {
 		if n := s.Stats().Conns; n != 0 {
@@ -142,14 +148,73 @@ func runConversation(t *testing.T, prog []byte, sum hash.Hash) {
 	}
 }
 
+// turn gives side its frames, runs its timers, executes cmd (if any) and takes
+// what it sends onto the wire: through Step, or through the fine-grained
+// methods in the order Step documents.
+func (c *conversation) turn(side int, frames [][]byte, cmd *Command) Result {
+	s := c.st[side]
+	var r Result
+	if c.stepped {
+		in := Input{Now: c.now, Frames: frames}
+		if cmd != nil {
+			in.Commands = []Command{*cmd}
+		}
+		for {
+			s.Step(&in, &c.out)
+			if cmd != nil && len(in.Commands) > 0 {
+				r = c.out.Results[0]
+			}
+			size := 0
+			for _, fr := range c.out.Frames {
+				c.send(side, fr)
+				size += len(fr)
+			}
+			c.dl[side] = c.out.Deadline
+			if size+s.cfg.MTU <= s.cfg.OutputBuffer {
+				return r
+			}
+			in = Input{Now: c.now} // the output buffer was full: the rest follows
+		}
+	}
+	for _, fr := range frames {
+		s.HandleFrame(c.now, fr)
+	}
+	s.HandleTimeout(c.now)
+	if cmd != nil {
+		r = s.Execute(c.now, cmd)
+	}
+	for {
+		n := s.PollFrame(c.buf)
+		if n == 0 {
+			break
+		}
+		c.send(side, c.buf[:n])
+	}
+	for {
+		if _, ok := s.PollEvent(); !ok {
+			break
+		}
+	}
+	c.dl[side] = s.PollDeadline()
+	return r
+}
+
+// exec runs one command on side, then lets the other side take its turn.
+func (c *conversation) exec(side int, cmd Command) Result {
+	r := c.turn(side, nil, &cmd)
+	c.turn(1-side, nil, nil)
+	return r
+}
+
 func (c *conversation) do(op, a, b byte) {
 	side := int(op >> 7)
-	s, id := c.st[side], c.conn[side]
+	id := c.conn[side]
 	arg := int(a)<<8 | int(b)
 	fl := &c.flight[side]
 	switch op & 0x0f % numConvOps {
 	case opDeliver:
 		c.deliver(side)
+		return
 	case opDrop:
 		if len(*fl) > 0 {
 			*fl = (*fl)[1:]
@@ -177,34 +242,45 @@ func (c *conversation) do(op, a, b byte) {
 		for i := range data {
 			data[i] = stream(side, c.wrote[side]+i)
 		}
-		w, err := s.Write(id, data)
+		r := c.exec(side, Command{Op: OpWrite, Conn: id, Data: data})
+		w, err := r.N, r.Err
 		if w < 0 || w > n || (err != OK && w != 0) {
 			c.t.Fatalf("side %c: Write of %d bytes gave %d, %v", 'A'+side, n, w, err)
 		}
 		c.wrote[side] += w
+		return
 	case opRead:
 		c.readSome(side, arg%len(c.buf)+1)
+		return
 	case opShutdown:
-		s.Shutdown(id)
+		c.exec(side, Command{Op: OpShutdown, Conn: id})
+		return
 	case opClose:
-		s.Close(id)
+		c.exec(side, Command{Op: OpClose, Conn: id})
+		return
 	case opAbort:
-		s.Abort(id)
+		c.exec(side, Command{Op: OpAbort, Conn: id})
+		return
 	case opAccept:
-		if nid, err := c.st[1].Accept(c.lid); err == OK {
+		if r := c.exec(1, Command{Op: OpAccept, Conn: c.lid}); r.Err == OK {
+			nid := r.Conn
 			c.conn[1], c.read[1], c.wrote[1] = nid, 0, 0
 			c.all[1] = append(c.all[1], nid)
 			c.altered = true // the two ends may now be of different connections
 		}
+		return
 	case opOption:
 		opts := [...]Option{OptNoDelay, OptKeepalive, OptSendBuffer, OptRecvBuffer}
-		s.SetOption(id, opts[int(a)%len(opts)], int64(b)<<int(a>>4))
+		c.exec(side, Command{Op: OpSetOption, Conn: id, Option: opts[int(a)%len(opts)], Value: int64(b) << int(a>>4)})
+		return
 	case opDial:
-		if nid, err := c.st[0].Dial(c.now, netip.AddrPort{}, netip.AddrPortFrom(addrB, 80)); err == OK {
+		if r := c.exec(0, Command{Op: OpDial, Addr: netip.AddrPortFrom(addrB, 80)}); r.Err == OK {
+			nid := r.Conn
 			c.conn[0], c.read[0], c.wrote[0] = nid, 0, 0
 			c.all[0] = append(c.all[0], nid)
 			c.altered = true // the two ends may now be of different connections
 		}
+		return
 	case opSplit:
 		if len(*fl) > 0 && len(*fl) < maxFlight {
 			if a, b, ok := splitSegment((*fl)[0], arg); ok {
@@ -213,15 +289,18 @@ func (c *conversation) do(op, a, b byte) {
 		}
 	case opTime:
 		c.now = c.now.Add(Duration(arg) * Millisecond)
-		c.st[0].HandleTimeout(c.now)
-		c.st[1].HandleTimeout(c.now)
 	}
+	// The wire's operations and the clock's: both sides take a turn.
+	c.turn(0, nil, nil)
+	c.turn(1, nil, nil)
 }
 
 // readSome reads up to n bytes on side and checks them against what the other
 // side wrote.
 func (c *conversation) readSome(side, n int) {
-	got, err := c.st[side].Read(c.conn[side], c.buf[:n])
+	rbuf := make([]byte, n)
+	r := c.exec(side, Command{Op: OpRead, Conn: c.conn[side], Data: rbuf})
+	got, err := r.N, r.Err
 	if got < 0 || got > n {
 		c.t.Fatalf("side %c: Read of %d bytes gave %d", 'A'+side, n, got)
 	}
@@ -229,7 +308,7 @@ func (c *conversation) readSome(side, n int) {
 		return
 	}
 	other := 1 - side
-	for i, x := range c.buf[:got] {
+	for i, x := range rbuf[:got] {
 		if off := c.read[side] + i; off >= c.wrote[other] || x != stream(other, off) {
 			c.t.Fatalf("side %c read byte %d as %#x: the other side wrote %d bytes, that one %#x",
 				'A'+side, off, x, c.wrote[other], stream(other, off))
@@ -269,39 +348,26 @@ func splitSegment(fr []byte, at int) (first, second []byte, ok bool) {
 	return first, second, true
 }
 
-// deliver hands side the frames in flight to it.
+// deliver hands side the frames in flight to it, then lets the other side
+// take its turn.
 func (c *conversation) deliver(side int) {
 	fl := c.flight[side]
 	c.flight[side] = nil
-	for _, fr := range fl {
-		c.st[side].HandleFrame(c.now, fr)
-	}
+	c.turn(side, fl, nil)
+	c.turn(1-side, nil, nil)
 }
 
-// poll takes both sides' frames onto the wire, hashing each, and their events.
-func (c *conversation) poll() {
-	for side, s := range c.st {
-		for {
-			n := s.PollFrame(c.buf)
-			if n == 0 {
-				break
-			}
-			var l [4]byte
-			binary.BigEndian.PutUint32(l[:], uint32(n))
-			c.sum.Write(l[:])
-			c.sum.Write(c.buf[:n])
-			fl := &c.flight[1-side]
-			if len(*fl) == maxFlight {
-				*fl = (*fl)[1:]
-			}
-			*fl = append(*fl, append([]byte(nil), c.buf[:n]...))
-		}
-		for {
-			if _, ok := s.PollEvent(); !ok {
-				break
-			}
-		}
+// send puts a frame side sent on the wire, hashing it.
+func (c *conversation) send(side int, fr []byte) {
+	var l [4]byte
+	binary.BigEndian.PutUint32(l[:], uint32(len(fr)))
+	c.sum.Write(l[:])
+	c.sum.Write(fr)
+	fl := &c.flight[1-side]
+	if len(*fl) == maxFlight {
+		*fl = (*fl)[1:]
 	}
+	*fl = append(*fl, append([]byte(nil), fr...))
 }
 
 // settle delivers frames and moves the clock to each deadline until nothing
@@ -309,19 +375,18 @@ func (c *conversation) poll() {
 func (c *conversation) settle(limit Duration) {
 	end := c.now.Add(limit)
 	for range 1_000_000 {
-		c.poll()
 		if len(c.flight[0])+len(c.flight[1]) > 0 {
 			c.deliver(0)
 			c.deliver(1)
 			continue
 		}
-		d := min(c.st[0].PollDeadline(), c.st[1].PollDeadline())
+		d := min(c.dl[0], c.dl[1])
 		if d == Never || d > end {
 			return
 		}
 		c.now = max(c.now, d)
-		c.st[0].HandleTimeout(c.now)
-		c.st[1].HandleTimeout(c.now)
+		c.turn(0, nil, nil)
+		c.turn(1, nil, nil)
 	}
 	c.t.Fatalf("no end after a million rounds: %d and %d connections", c.st[0].Stats().Conns, c.st[1].Stats().Conns)
 }
