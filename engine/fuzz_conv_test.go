@@ -95,7 +95,9 @@ type conversation struct {
 	read    [2]int      // bytes side i's application has read
 	altered bool        // a frame was altered, or a side changed connection: streams are not compared
 	sum     hash.Hash
-	buf     []byte
+	buf     []byte // PollFrame's
+	wbuf    [8192]byte
+	rbuf    [65536]byte
 	stepped bool // every turn is one Step
 	out     Output
 	dl      [2]Time // each side's deadline after its last turn
@@ -238,7 +240,7 @@ func (c *conversation) do(op, a, b byte) {
 		}
 	case opWrite:
 		n := arg%8192 + 1
-		data := make([]byte, n)
+		data := c.wbuf[:n]
 		for i := range data {
 			data[i] = stream(side, c.wrote[side]+i)
 		}
@@ -250,7 +252,7 @@ func (c *conversation) do(op, a, b byte) {
 		c.wrote[side] += w
 		return
 	case opRead:
-		c.readSome(side, arg%len(c.buf)+1)
+		c.readSome(side, arg%len(c.rbuf)+1)
 		return
 	case opShutdown:
 		c.exec(side, Command{Op: OpShutdown, Conn: id})
@@ -262,24 +264,14 @@ func (c *conversation) do(op, a, b byte) {
 		c.exec(side, Command{Op: OpAbort, Conn: id})
 		return
 	case opAccept:
-		if r := c.exec(1, Command{Op: OpAccept, Conn: c.lid}); r.Err == OK {
-			nid := r.Conn
-			c.conn[1], c.read[1], c.wrote[1] = nid, 0, 0
-			c.all[1] = append(c.all[1], nid)
-			c.altered = true // the two ends may now be of different connections
-		}
+		c.adopt(1, c.exec(1, Command{Op: OpAccept, Conn: c.lid}))
 		return
 	case opOption:
 		opts := [...]Option{OptNoDelay, OptKeepalive, OptSendBuffer, OptRecvBuffer}
 		c.exec(side, Command{Op: OpSetOption, Conn: id, Option: opts[int(a)%len(opts)], Value: int64(b) << int(a>>4)})
 		return
 	case opDial:
-		if r := c.exec(0, Command{Op: OpDial, Addr: netip.AddrPortFrom(addrB, 80)}); r.Err == OK {
-			nid := r.Conn
-			c.conn[0], c.read[0], c.wrote[0] = nid, 0, 0
-			c.all[0] = append(c.all[0], nid)
-			c.altered = true // the two ends may now be of different connections
-		}
+		c.adopt(0, c.exec(0, Command{Op: OpDial, Addr: netip.AddrPortFrom(addrB, 80)}))
 		return
 	case opSplit:
 		if len(*fl) > 0 && len(*fl) < maxFlight {
@@ -295,10 +287,21 @@ func (c *conversation) do(op, a, b byte) {
 	c.turn(1, nil, nil)
 }
 
+// adopt makes a new connection (a successful accept or dial) the one side's
+// operations use.
+func (c *conversation) adopt(side int, r Result) {
+	if r.Err != OK {
+		return
+	}
+	c.conn[side], c.read[side], c.wrote[side] = r.Conn, 0, 0
+	c.all[side] = append(c.all[side], r.Conn)
+	c.altered = true // the two ends may now be of different connections
+}
+
 // readSome reads up to n bytes on side and checks them against what the other
 // side wrote.
 func (c *conversation) readSome(side, n int) {
-	rbuf := make([]byte, n)
+	rbuf := c.rbuf[:n]
 	r := c.exec(side, Command{Op: OpRead, Conn: c.conn[side], Data: rbuf})
 	got, err := r.N, r.Err
 	if got < 0 || got > n {

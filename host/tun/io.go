@@ -1,7 +1,6 @@
 package tun
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"time"
@@ -138,9 +137,7 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 			wire.PutIPv4Checksum(buf[:g.ipHL])
 		}
 		if !d.nosum && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0 {
-			tcp := buf[g.ipHL:m]
-			tcp[16], tcp[17] = 0, 0
-			binary.BigEndian.PutUint16(tcp[16:], ^wire.Checksum(tcp, wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp))))
+			wire.SetTCPChecksum(buf[g.ipHL:m], g.src, g.dst)
 			d.rxCsum.Add(1)
 		}
 		d.rxGSO.Add(1)
