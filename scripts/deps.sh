@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
-# Installs the system packages the test suite uses, if they are missing.
+# Installs the system and npm packages the test suite uses, if they are missing.
 # Needs root (or passwordless sudo) and Debian's apt; without them it says which
 # suites will skip and carries on.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# npm packages: @msgpack/msgpack, which the ABI is checked against
+# (wasm/abi TestAgainstMsgpackJS, wasm/guest TestNodeMsgpack). Pinned by
+# package-lock.json.
+js=wasm/abi/testdata/js
+if [ ! -f "$js/node_modules/@msgpack/msgpack/package.json" ]; then
+	if command -v npm >/dev/null; then
+		echo "deps: npm ci in $js"
+		npm ci --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
+	else
+		echo "deps: no npm; the checks against @msgpack/msgpack will skip" >&2
+	fi
+fi
 
 need=()
 command -v tshark >/dev/null || need+=(tshark)     # pcap files are checked with tshark

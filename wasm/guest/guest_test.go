@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -55,19 +56,65 @@ func TestNodeABI(t *testing.T) {
 	if err != nil {
 		t.Skip("node is not installed")
 	}
+	cmd := exec.Command(node, "--no-warnings", "testdata/abi_smoke.mjs", build(t), nativeSYN(t, 80))
+	got, err := cmd.CombinedOutput()
+	if err != nil || strings.TrimSpace(string(got)) != "ok" {
+		t.Fatalf("node: %v\n%s", err, got)
+	}
+}
+
+// nativeSYN is the SYN, as hex, that the native engine sends for a dial to
+// 10.7.0.1:port with the Config the Node scripts give the module.
+func nativeSYN(t *testing.T, port uint16) string {
+	t.Helper()
 	s, err := engine.New(engine.Config{Addrs: []netip.Addr{netip.MustParseAddr("10.7.0.2")}, Seed: 1,
 		Key: [16]byte{7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7}, TraceStates: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var out engine.Output
-	s.Step(&engine.Input{Commands: []engine.Command{{Op: engine.OpDial, Addr: netip.MustParseAddrPort("10.7.0.1:80")}}}, &out)
+	s.Step(&engine.Input{Commands: []engine.Command{{Op: engine.OpDial, Addr: netip.AddrPortFrom(netip.MustParseAddr("10.7.0.1"), port)}}}, &out)
 	if len(out.Frames) != 1 {
 		t.Fatalf("the native engine sent %d frames, want a SYN", len(out.Frames))
 	}
-	cmd := exec.Command(node, "--no-warnings", "testdata/abi_smoke.mjs", build(t), hex.EncodeToString(out.Frames[0]))
-	got, err := cmd.CombinedOutput()
-	if err != nil || strings.TrimSpace(string(got)) != "ok" {
-		t.Fatalf("node: %v\n%s", err, got)
+	return hex.EncodeToString(out.Frames[0])
+}
+
+// TestNodeMsgpack runs the module in Node with @msgpack/msgpack as its only
+// codec (wasm/abi/testdata/js/crosscheck.mjs, live): two instances, a
+// handshake, data both ways, a close, every state change checked; the
+// client's SYN must be the native engine's, byte for byte. It logs V8's
+// compile and instantiate times (BENCH.md W5, cold start).
+func TestNodeMsgpack(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
 	}
+	dir := filepath.Join("..", "abi", "testdata", "js")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@msgpack", "msgpack", "package.json")); err != nil {
+		t.Skip("@msgpack/msgpack is not installed: run scripts/deps.sh, or npm ci in wasm/abi/testdata/js")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(node, "--no-warnings", filepath.Join(dir, "crosscheck.mjs"), "live", build(t), nativeSYN(t, 7))
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, stderr.Bytes())
+	}
+	var fig struct {
+		CompileMs, InstantiateMs float64
+		Bytes                    int
+	}
+	if err := json.Unmarshal(got, &fig); err != nil {
+		t.Fatalf("node printed %q: %v", got, err)
+	}
+	t.Logf("Node %s: %d bytes; compile %.1f ms, instantiate and init %.1f ms", nodeVersion(node), fig.Bytes, fig.CompileMs, fig.InstantiateMs)
+}
+
+func nodeVersion(node string) string {
+	v, err := exec.Command(node, "--version").Output()
+	if err != nil {
+		return "(version unknown)"
+	}
+	return strings.TrimSpace(string(v))
 }
