@@ -4,6 +4,6 @@ package main
 
 const (
 	defaultEchoBytes = 100 << 20
-	defaultLossBytes = 24 << 20
+	defaultLossBytes = 100 << 20
 	defaultIperf     = 256 << 20
 )
