@@ -23,7 +23,9 @@ import (
 // held, in increasing ID order. The commands of the failed Step get ErrAborted
 // and their IDs none. The IDs reported stay reserved until the application
 // Closes or Aborts them (OK); any other command on them gets ErrAborted, and
-// the new engine's IDs never collide with them.
+// the new engine's IDs never collide with them. (EventError, not EventReset,
+// which means that the peer sent a RST: here the state was lost on this side;
+// wasm/abi/README.md, "Reporting a restart".)
 type Engine struct {
 	m         *Module
 	ownModule bool
