@@ -5,16 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# npm packages: @msgpack/msgpack, which the ABI is checked against
-# (wasm/abi TestAgainstMsgpackJS, wasm/guest TestNodeMsgpack). Pinned by
-# package-lock.json.
+# npm packages, pinned by package-lock.json: @msgpack/msgpack, which the ABI
+# is checked against (wasm/abi TestAgainstMsgpackJS, wasm/guest
+# TestNodeMsgpack), and for the module in Chromium (wasm/guest TestChromium)
+# playwright-core and @bjorn3/browser_wasi_shim.
 js=wasm/abi/testdata/js
-if [ ! -f "$js/node_modules/@msgpack/msgpack/package.json" ]; then
+if [ ! -f "$js/node_modules/@msgpack/msgpack/package.json" ] ||
+	[ ! -f "$js/node_modules/playwright-core/package.json" ] ||
+	[ ! -f "$js/node_modules/@bjorn3/browser_wasi_shim/package.json" ]; then
 	if command -v npm >/dev/null; then
 		echo "deps: npm ci in $js"
 		npm ci --prefix "$js" --no-audit --no-fund --loglevel=error >/dev/null
 	else
-		echo "deps: no npm; the checks against @msgpack/msgpack will skip" >&2
+		echo "deps: no npm; the checks against @msgpack/msgpack and in Chromium will skip" >&2
 	fi
 fi
 
@@ -29,6 +32,7 @@ command -v curl >/dev/null || need+=(curl)          # serve's HTTP test, forward
 command -v iperf3 >/dev/null || need+=(iperf3)      # forward's tests, make bench-tun
 command -v pasta >/dev/null || need+=(passt)        # make bench-tun (forward's peer)
 command -v slirp4netns >/dev/null || need+=(slirp4netns) # make bench-tun (forward's peer)
+command -v chromium >/dev/null || need+=(chromium)  # the module in a browser (wasm/guest TestChromium)
 
 if [ ${#need[@]} -eq 0 ]; then
 	exit 0

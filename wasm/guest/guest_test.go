@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/wasm/wasmbuild"
@@ -109,6 +110,50 @@ func TestNodeMsgpack(t *testing.T) {
 		t.Fatalf("node printed %q: %v", got, err)
 	}
 	t.Logf("Node %s: %d bytes; compile %.1f ms, instantiate and init %.1f ms", nodeVersion(node), fig.Bytes, fig.CompileMs, fig.InstantiateMs)
+}
+
+// TestChromium runs the same conversation in headless Chromium
+// (wasm/abi/testdata/js/browser.mjs, through playwright-core): two instances
+// of the module in a page, @bjorn3/browser_wasi_shim as WASI and
+// @msgpack/msgpack as the codec; the client's SYN must be the native engine's.
+// Three runs, each a new page, so the module is compiled from its bytes each
+// time; it logs the cold start (BENCH.md W5).
+func TestChromium(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed")
+	}
+	browser, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Skip("chromium is not installed (scripts/deps.sh installs it from Debian's packages)")
+	}
+	dir := filepath.Join("..", "abi", "testdata", "js")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
+		t.Skip("playwright-core is not installed: run scripts/deps.sh, or npm ci in wasm/abi/testdata/js")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, node, "--no-warnings", filepath.Join(dir, "browser.mjs"), build(t), nativeSYN(t, 7), "3", browser)
+	cmd.Stderr = &stderr
+	got, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node browser.mjs: %v\n%s", err, stderr.Bytes())
+	}
+	var fig struct {
+		Runs []struct {
+			FetchMs, CompileMs, InstantiateMs float64
+			Bytes                             int
+			UserAgent                         string
+		}
+	}
+	if err := json.Unmarshal(got, &fig); err != nil || len(fig.Runs) != 3 {
+		t.Fatalf("browser.mjs printed %q (%v)", got, err)
+	}
+	for i, r := range fig.Runs {
+		t.Logf("run %d: %d bytes; fetch %.1f ms, compile %.1f ms, instantiate and init %.1f ms", i+1, r.Bytes, r.FetchMs, r.CompileMs, r.InstantiateMs)
+	}
+	t.Logf("%s", fig.Runs[0].UserAgent)
 }
 
 func nodeVersion(node string) string {
