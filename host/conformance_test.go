@@ -225,8 +225,8 @@ func confPresentTimeout(t *testing.T, c1, c2 net.Conn) {
 
 // confFutureTimeout: a deadline in the future ends blocked calls when it comes.
 func confFutureTimeout(t *testing.T, c1, c2 net.Conn) {
-	c1.SetDeadline(time.Now().Add(100 * time.Millisecond))
-	start := time.Now()
+	start := time.Now() // before the deadline is set, so it is 100 ms after start at least
+	c1.SetDeadline(start.Add(100 * time.Millisecond))
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {

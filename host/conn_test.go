@@ -406,9 +406,12 @@ func TestDriverCloseUnblocks(t *testing.T) {
 func TestDialContext(t *testing.T) {
 	e := newEnv(t, nil)
 	// Nobody answers at 10.0.0.3: the SYN goes unanswered until the context ends.
+	// start before the context: the deadline is then at least 100 ms after
+	// it, however long the test is descheduled in between (on a loaded
+	// machine, under -race, it was 3 ms once).
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	_, err := e.a.DialContext(ctx, "tcp", "10.0.0.3:80")
 	var ne net.Error
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
