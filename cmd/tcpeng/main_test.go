@@ -259,6 +259,28 @@ func TestDemoLoss(t *testing.T) {
 	}
 }
 
+// TestDemoLossyFastLink: 8 MiB echoed over a 50 µs wire that loses 5% of
+// frames. The server stops reading while its echo waits, so its window fills
+// and closes again and again; a retransmission from it then carries a new ACK
+// with a closing window. The window update rule once kept the older, larger
+// window for it (RFC 9293's SND.WL1 test), the client sent past the server's
+// window, and the ACKs it sent from there were dropped: this run stalled for
+// an hour of virtual time, retransmission timers backed off to 60 s. It takes
+// 15 s now (the rest of the 75 is TIME_WAIT).
+func TestDemoLossyFastLink(t *testing.T) {
+	code, out, errs := tcpeng("demo", "--bytes", "8388608", "--loss", "0.05", "--seed", "3", "--delay", "50us")
+	if code != 0 || errs != "" {
+		t.Fatalf("exit %d, stderr %q\n%s", code, errs, out)
+	}
+	m := regexp.MustCompile(`Summary after (\d+)\.\d+ s of virtual time`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no summary:\n%s", out)
+	}
+	if s, _ := strconv.Atoi(m[1]); s > 90 {
+		t.Errorf("the echo took %s s of virtual time, want at most 90 (60 of them TIME_WAIT)", m[1])
+	}
+}
+
 // TestDemoFailure: a wire that loses 90% of frames makes A's SYN time out; the
 // demo says so and exits 1.
 func TestDemoFailure(t *testing.T) {

@@ -43,12 +43,19 @@ func (c *Conn) Input(seg *wire.Segment, payload []byte) Verdict {
 
 // acceptable is the acceptability test of RFC 9293 §3.10.7.4 (first), its four
 // cases by segment length and receive window.
+//
+// Deviation: a segment without data is also acceptable at the window's right
+// edge, SEG.SEQ = RCV.NXT+RCV.WND, where the RFC's test
+// (RCV.NXT =< SEG.SEQ < RCV.NXT+RCV.WND) ends one short, as Linux
+// (tcp_sequence) and BSD (tcp_input's todrop) accept it. A peer that has
+// filled our window sends its ACKs from there; when a segment before that edge
+// is lost, the strict test throws away every ACK the peer sends until the hole
+// is repaired, and our own data waits for retransmission timeouts meanwhile
+// (an echo over a lossy 100 µs link stalled for minutes on it).
 func acceptable(seq Seq, seqLen uint32, rcvNxt Seq, wnd uint32) bool {
 	switch {
-	case seqLen == 0 && wnd == 0:
-		return seq == rcvNxt
 	case seqLen == 0:
-		return seq.InWindow(rcvNxt, wnd)
+		return seq.InWindow(rcvNxt, wnd+1) // wnd 0: SEG.SEQ = RCV.NXT
 	case wnd == 0:
 		return false
 	default:

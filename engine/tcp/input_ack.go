@@ -38,6 +38,7 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 		return false
 	}
 	c.takeSACK(s)
+	advanced := ack.GreaterThan(c.sndUna) // before ackNewData moves SND.UNA
 	if c.state == SynReceived {
 		c.ackNewData(ack, s)
 		c.established()
@@ -57,7 +58,15 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 	}
 	// The send window update rule: SND.UNA =< SEG.ACK =< SND.NXT (checked above)
 	// and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
-	if c.sndWl1.LessThan(s.Seq) || (c.sndWl1 == s.Seq && c.sndWl2.LessEq(ack)) {
+	// Deviation: a segment that acknowledges new data updates the window too,
+	// whatever its SEG.SEQ, as Linux's tcp_may_update_window does. The peer
+	// offered SEG.WND from SEG.ACK on; our edge is SND.UNA+SND.WND, so keeping
+	// an older window while SND.UNA moves to SEG.ACK would slide the edge past
+	// anything the peer offered. A retransmission from the peer (its SEG.SEQ
+	// below SND.WL1) that carries our new ACK and a closing window did exactly
+	// that: we sent past its window, it dropped the data, and then also our
+	// ACKs, which carried SND.NXT beyond its edge.
+	if advanced || c.sndWl1.LessThan(s.Seq) || (c.sndWl1 == s.Seq && c.sndWl2.LessEq(ack)) {
 		wasZero := c.sndWnd == 0
 		c.sndWnd = uint32(s.Window) << c.sndShift
 		c.sndWl1, c.sndWl2 = s.Seq, ack

@@ -215,11 +215,25 @@ func (c *Conn) outputData(b []byte) int {
 	fin = shut && off+n == c.sndLen && (c.flags&fFinSent == 0 || seq.Add(uint32(n)).LessThan(c.sndMax))
 	if n == 0 && !fin {
 		if c.flags&fAckNow != 0 || c.windowUpdateDue() {
-			return c.put(b, wire.TCPHeader{Seq: c.sndMax, Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, &o, 0, 0)
+			return c.put(b, wire.TCPHeader{Seq: c.ackSeq(), Ack: c.rcvNxt, Flags: wire.FlagACK, Window: c.advertise()}, &o, 0, 0)
 		}
 		return 0
 	}
 	return c.sendSegment(b, seq, off, n, fin, false, &o)
+}
+
+// ackSeq is SEG.SEQ of a segment without data in a synchronized state:
+// SND.NXT (tcpeng's SND.MAX, as BSD sends: never behind what went out), but
+// not past the right edge of the peer's window, as Linux's tcp_acceptable_seq
+// does. The peer's acceptability test (RFC 9293 §3.10.7.4 first) drops a
+// segment past its window, and the ACK in it with it: after a window probe
+// into a zero window, SND.MAX is one past the edge, and every ACK we sent
+// would be lost on the peer until its window opened.
+func (c *Conn) ackSeq() Seq {
+	if edge := c.sndUna.Add(c.sndWnd); edge.LessThan(c.sndMax) {
+		return edge
+	}
+	return c.sndMax
 }
 
 // retransmit resends n bytes at seq during SACK recovery and advances HighRxt.
