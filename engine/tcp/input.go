@@ -106,7 +106,7 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 	// option is accepted, as Linux does; RFC 7323 §3.2 says it SHOULD be dropped.)
 	if c.flags&fTS != 0 && f&wire.FlagRST == 0 && seg.Opts.Has(wire.HasTimestamps) && int32(seg.Opts.TSVal-c.tsRecent) < 0 {
 		c.count(&c.cfg.Counters.DropPAWS)
-		c.oowAck()
+		c.oowAckFor(&s)
 		return Dropped
 	}
 
@@ -126,7 +126,7 @@ func (c *Conn) inputSynchronized(seg *wire.Segment, payload []byte) Verdict {
 				c.arm(timerClose, 2*c.cfg.MSL)
 				c.flags |= fAckNow
 			} else if f&wire.FlagRST == 0 {
-				c.oowAck()
+				c.oowAckFor(&s)
 			}
 			c.count(&c.cfg.Counters.DropUnacceptable)
 			return Dropped
@@ -232,6 +232,21 @@ func (c *Conn) challengeAck() {
 	if c.oowAck() {
 		c.count(&c.cfg.Counters.ChallengeACKs)
 	}
+}
+
+// oowAckFor answers a segment dropped by the acceptability test or PAWS. One
+// that occupies sequence space (data or a FIN) and carries no SYN is answered
+// at once: it is a retransmission of what we hold (or of what does not fit),
+// and the ACK tells its sender where we are; an ACK loop is made of bare ACKs,
+// so, as Linux's tcp_oow_rate_limited, the rate limit is for those. Limiting
+// every answer held a sender that resent data after a timeout to one ACK per
+// 500 ms.
+func (c *Conn) oowAckFor(s *wire.Segment) {
+	if s.SeqLen() > 0 && s.Flags&wire.FlagSYN == 0 {
+		c.flags |= fAckNow
+		return
+	}
+	c.oowAck()
 }
 
 // oowAck answers a segment the connection does not accept (out of the window,
