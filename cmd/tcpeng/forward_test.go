@@ -167,8 +167,8 @@ func iperf(t *testing.T, ns, bind, target string, extra ...string) float64 {
 	// allowed per connection (-P 4 once fell 19.5 MB short of 256 MiB). The
 	// bytes themselves are checked by SHA-256 in the curl and echo subtests.
 	streams := 1
-	for i, a := range extra {
-		if n, err := strconv.Atoi(extra[min(i+1, len(extra)-1)]); a == "-P" && err == nil && n > 0 {
+	for i := 0; i+1 < len(extra); i++ {
+		if n, err := strconv.Atoi(extra[i+1]); extra[i] == "-P" && err == nil && n > 0 {
 			streams = n
 		}
 	}
