@@ -117,27 +117,15 @@ func (w *world) step(i int, cmds ...engine.Command) []engine.Result {
 	out := &w.out
 	w.eng[i].Step(&in, out)
 	w.steps++
-	tr := &w.tr
-	tr.WriteString("step " + strconv.Itoa(i) + " t=" + strconv.FormatInt(int64(w.now), 10) +
+	w.tr.WriteString("step " + strconv.Itoa(i) + " t=" + strconv.FormatInt(int64(w.now), 10) +
 		" in=" + strconv.Itoa(len(in.Frames)) + " deadline=" + strconv.FormatInt(int64(out.Deadline), 10) + "\n")
 	if len(out.Results) != len(cmds) {
 		w.t.Fatalf("step %d side %d: %d results for %d commands", w.steps, i, len(out.Results), len(cmds))
 	}
+	transcribe(&w.tr, cmds, out)
 	res := append([]engine.Result(nil), out.Results...)
-	for j, r := range res {
-		tr.WriteString("  result " + cmds[j].Op.String() + " conn=" + strconv.Itoa(int(r.Conn)) + " n=" + strconv.Itoa(r.N) +
-			" err=" + strconv.Itoa(int(r.Err)) + " local=" + r.Local.String() + " remote=" + r.Remote.String())
-		if cmds[j].Op == engine.OpRead && r.N > 0 {
-			tr.WriteString(" data=" + digest(cmds[j].Data[:r.N]))
-		}
-		tr.WriteByte('\n')
-	}
-	for _, e := range out.Events {
-		tr.WriteString("  event " + eventString(e) + "\n")
-		w.events[i] = append(w.events[i], e)
-	}
+	w.events[i] = append(w.events[i], out.Events...)
 	for _, f := range out.Frames {
-		tr.WriteString("  frame " + hex.EncodeToString(f) + "\n")
 		w.stats[i].sent++
 		if w.loss > 0 && w.rng.Float64() < w.loss {
 			w.stats[i].lost++
@@ -147,6 +135,25 @@ func (w *world) step(i int, cmds ...engine.Command) []engine.Result {
 	}
 	w.dead[i] = out.Deadline
 	return res
+}
+
+// transcribe writes what a Step returned: each result (with a digest of the
+// bytes a read returned), each event, each frame in hex.
+func transcribe(tr *strings.Builder, cmds []engine.Command, out *engine.Output) {
+	for j, r := range out.Results {
+		tr.WriteString("  result " + cmds[j].Op.String() + " conn=" + strconv.Itoa(int(r.Conn)) + " n=" + strconv.Itoa(r.N) +
+			" err=" + strconv.Itoa(int(r.Err)) + " local=" + r.Local.String() + " remote=" + r.Remote.String())
+		if cmds[j].Op == engine.OpRead && r.N > 0 && r.N <= len(cmds[j].Data) {
+			tr.WriteString(" data=" + digest(cmds[j].Data[:r.N]))
+		}
+		tr.WriteByte('\n')
+	}
+	for _, e := range out.Events {
+		tr.WriteString("  event " + eventString(e) + "\n")
+	}
+	for _, f := range out.Frames {
+		tr.WriteString("  frame " + hex.EncodeToString(f) + "\n")
+	}
 }
 
 func digest(b []byte) string {

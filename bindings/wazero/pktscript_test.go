@@ -21,26 +21,11 @@ type recorder struct {
 
 func (r *recorder) Step(in *engine.Input, out *engine.Output) {
 	r.e.Step(in, out)
-	tr := &r.tr
-	tr.WriteString("step t=" + strconv.FormatInt(int64(in.Now), 10) + " deadline=" + strconv.FormatInt(int64(out.Deadline), 10) + "\n")
+	r.tr.WriteString("step t=" + strconv.FormatInt(int64(in.Now), 10) + " deadline=" + strconv.FormatInt(int64(out.Deadline), 10) + "\n")
 	for _, f := range in.Frames {
-		tr.WriteString("  in " + hex.EncodeToString(f) + "\n")
+		r.tr.WriteString("  in " + hex.EncodeToString(f) + "\n")
 	}
-	for j, res := range out.Results {
-		c := in.Commands[j]
-		tr.WriteString("  result " + c.Op.String() + " conn=" + strconv.Itoa(int(res.Conn)) + " n=" + strconv.Itoa(res.N) +
-			" err=" + strconv.Itoa(int(res.Err)) + " local=" + res.Local.String() + " remote=" + res.Remote.String())
-		if c.Op == engine.OpRead && res.N > 0 && res.N <= len(c.Data) {
-			tr.WriteString(" data=" + digest(c.Data[:res.N]))
-		}
-		tr.WriteByte('\n')
-	}
-	for _, e := range out.Events {
-		tr.WriteString("  event " + eventString(e) + "\n")
-	}
-	for _, f := range out.Frames {
-		tr.WriteString("  frame " + hex.EncodeToString(f) + "\n")
-	}
+	transcribe(&r.tr, in.Commands, out)
 }
 
 // TestPacketScripts plays every packet script (internal/pktscript) on the

@@ -17,22 +17,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/internal/jstest"
 )
-
-// nodeMsgpack returns node and the cross-check script, or skips the test with
-// what is missing. scripts/deps.sh (run by make test) installs the package.
-func nodeMsgpack(t *testing.T) (node, script string) {
-	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed: the check against @msgpack/msgpack needs Node 18 or later")
-	}
-	dir := filepath.Join("testdata", "js")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@msgpack", "msgpack", "package.json")); err != nil {
-		t.Skip("@msgpack/msgpack is not installed: run scripts/deps.sh, or npm ci in wasm/abi/testdata/js")
-	}
-	return node, filepath.Join(dir, "crosscheck.mjs")
-}
 
 // canonical is the value the reference codec decodes, in the form
 // crosscheck.mjs writes what @msgpack/msgpack decodes: integers as decimal
@@ -78,7 +64,7 @@ func canonical(t *testing.T, v any) any {
 // to is byte for byte what this package wrote (both write the smallest forms),
 // so it decodes here to the same message.
 func TestAgainstMsgpackJS(t *testing.T) {
-	node, script := nodeMsgpack(t)
+	node, script := jstest.NodeScript(t, filepath.Join("testdata", "js"), "crosscheck.mjs", "@msgpack/msgpack")
 	r := rand.New(rand.NewPCG(3, 3))
 	var msgs [][]byte
 	for range 100 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/internal/jstest"
 	"github.com/tcpeng/tcpeng/wasm/wasmbuild"
 )
 
@@ -53,16 +54,16 @@ func TestReproducible(t *testing.T) {
 // must equal the native engine's byte for byte, a malformed message, a
 // recovered panic, a trap.
 func TestNodeABI(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	cmd := exec.Command(node, "--no-warnings", "testdata/abi_smoke.mjs", build(t), nativeSYN(t, 80))
+	node, script := jstest.NodeScript(t, "testdata", "abi_smoke.mjs")
+	cmd := exec.Command(node, "--no-warnings", script, build(t), nativeSYN(t, 80))
 	got, err := cmd.CombinedOutput()
 	if err != nil || strings.TrimSpace(string(got)) != "ok" {
 		t.Fatalf("node: %v\n%s", err, got)
 	}
 }
+
+// jsDir holds the JavaScript hosts' checks and their npm packages.
+var jsDir = filepath.Join("..", "abi", "testdata", "js")
 
 // nativeSYN is the SYN, as hex, that the native engine sends for a dial to
 // 10.7.0.1:port with the Config the Node scripts give the module.
@@ -87,16 +88,9 @@ func nativeSYN(t *testing.T, port uint16) string {
 // client's SYN must be the native engine's, byte for byte. It logs V8's
 // compile and instantiate times (BENCH.md W5, cold start).
 func TestNodeMsgpack(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	dir := filepath.Join("..", "abi", "testdata", "js")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@msgpack", "msgpack", "package.json")); err != nil {
-		t.Skip("@msgpack/msgpack is not installed: run scripts/deps.sh, or npm ci in wasm/abi/testdata/js")
-	}
+	node, script := jstest.NodeScript(t, jsDir, "crosscheck.mjs", "@msgpack/msgpack")
 	var stderr bytes.Buffer
-	cmd := exec.Command(node, "--no-warnings", filepath.Join(dir, "crosscheck.mjs"), "live", build(t), nativeSYN(t, 7))
+	cmd := exec.Command(node, "--no-warnings", script, "live", build(t), nativeSYN(t, 7))
 	cmd.Stderr = &stderr
 	got, err := cmd.Output()
 	if err != nil {
@@ -119,22 +113,15 @@ func TestNodeMsgpack(t *testing.T) {
 // Three runs, each a new page, so the module is compiled from its bytes each
 // time; it logs the cold start (BENCH.md W5).
 func TestChromium(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
 	browser, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Skip("chromium is not installed (scripts/deps.sh installs it from Debian's packages)")
 	}
-	dir := filepath.Join("..", "abi", "testdata", "js")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core", "package.json")); err != nil {
-		t.Skip("playwright-core is not installed: run scripts/deps.sh, or npm ci in wasm/abi/testdata/js")
-	}
+	node, script := jstest.NodeScript(t, jsDir, "browser.mjs", "playwright-core", "@bjorn3/browser_wasi_shim", "@msgpack/msgpack")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, "--no-warnings", filepath.Join(dir, "browser.mjs"), build(t), nativeSYN(t, 7), "3", browser)
+	cmd := exec.CommandContext(ctx, node, "--no-warnings", script, build(t), nativeSYN(t, 7), "3", browser)
 	cmd.Stderr = &stderr
 	got, err := cmd.Output()
 	if err != nil {

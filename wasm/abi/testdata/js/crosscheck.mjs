@@ -18,12 +18,10 @@
 import { readFileSync } from "node:fs";
 import { WASI } from "node:wasi";
 import { encode, decode } from "@msgpack/msgpack";
-import { scenario } from "./scenario.mjs";
+import { scenario, hex, unhex } from "./scenario.mjs";
 
 // now and deadline reach 2^63-1 (never): 64-bit integers as BigInt.
 const opts = { useBigInt64: true };
-const hex = (b) => Buffer.from(b).toString("hex");
-const unhex = (s) => Uint8Array.from(Buffer.from(s, "hex"));
 
 // canonical: the decoded value as JSON both sides can build, integers as
 // decimal strings (so int64 survives), bin as hex, maps with sorted keys.

@@ -3,8 +3,8 @@
 // its WASI and a MessagePack codec (wasm/abi/README.md). crosscheck.mjs runs
 // it in Node, browser.mjs in Chromium, both with @msgpack/msgpack.
 
-const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-const unhex = (s) => Uint8Array.from(s.match(/../g) ?? [], (x) => parseInt(x, 16));
+export const hex = (b) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+export const unhex = (s) => Uint8Array.from(s.match(/../g) ?? [], (x) => parseInt(x, 16));
 
 function fail(what) {
   throw new Error(what);
