@@ -71,6 +71,6 @@ bench:
 	cd bench && $(GO) run ./cmd/bench -runs 5 -readme README.md
 
 # The TUN jobs (root): tcpeng serve against gVisor, tcpeng forward against pasta
-# and slirp4netns (about 8 minutes).
+# and slirp4netns (about 11 minutes; the tables go into bench/README.md).
 bench-tun:
-	cd bench && $(GO) run ./tun/cmd/tunbench -runs 3
+	cd bench && $(GO) run ./tun/cmd/tunbench -runs 3 -readme README.md

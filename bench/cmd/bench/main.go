@@ -28,6 +28,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tcpeng/tcpeng/bench/internal/readme"
 )
 
 // Workloads.
@@ -181,7 +183,7 @@ func selectConfigs(only, stacks, mtus string) ([]spec, error) {
 
 // parent runs every configuration runs times, rounds interleaved, each run
 // in a fresh process.
-func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout time.Duration, profDir, wasmFile string) error {
+func parent(cfgs []spec, runs int, quick bool, outDir, readmePath string, timeout time.Duration, profDir, wasmFile string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("cannot find my own binary to re-execute: %w", err)
@@ -220,8 +222,8 @@ func parent(cfgs []spec, runs int, quick bool, outDir, readme string, timeout ti
 	if err := os.WriteFile(filepath.Join(outDir, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	if readme != "" {
-		if err := writeReadme(readme, md); err != nil {
+	if readmePath != "" {
+		if err := readme.Write(readmePath, "bench", md); err != nil {
 			return err
 		}
 	}

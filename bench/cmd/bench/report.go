@@ -388,23 +388,3 @@ func label(w string, mtu int) string {
 	}
 	return w
 }
-
-// Markers of the results section in README.md.
-const (
-	beginMarker = "<!-- bench results begin -->"
-	endMarker   = "<!-- bench results end -->"
-)
-
-func writeReadme(path, md string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	s := string(b)
-	i, j := strings.Index(s, beginMarker), strings.Index(s, endMarker)
-	if i < 0 || j < i {
-		return fmt.Errorf("%s has no %q ... %q section to write the table into", path, beginMarker, endMarker)
-	}
-	s = s[:i+len(beginMarker)] + "\n" + md + s[j:]
-	return os.WriteFile(path, []byte(s), 0o644)
-}

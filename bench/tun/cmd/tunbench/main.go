@@ -5,7 +5,7 @@
 // in fresh processes and a fresh namespace, rounds interleaved; it prints
 // medians and min–max and writes results.jsonl and results.md.
 //
-//	cd bench && go run ./tun/cmd/tunbench               # everything, 3 runs (about 12 minutes on 2 cores)
+//	cd bench && go run ./tun/cmd/tunbench -readme README.md  # everything, 3 runs (about 11 minutes on 2 cores), tables into README.md
 //	cd bench && go run ./tun/cmd/tunbench -only serve   # one job
 //	cd bench && go run ./tun/cmd/tunbench -quick        # small sizes, one run (a smoke test)
 //	cd bench && go run ./tun/cmd/tunbench -profile DIR  # CPU profiles of tcpeng, one per workload
@@ -55,6 +55,7 @@ type options struct {
 	rtts      int
 	iperfTime int
 	out       string
+	readme    string
 	profile   string
 	quick     bool
 	tcpeng    string
@@ -73,6 +74,7 @@ func benchMain() int {
 	flag.IntVar(&opt.rtts, "rtts", 20000, "timed 64-byte round trips")
 	flag.IntVar(&opt.iperfTime, "iperf-time", 5, "seconds of each iperf3 run")
 	flag.StringVar(&opt.out, "out", "tun", "directory for results.jsonl and results.md")
+	flag.StringVar(&opt.readme, "readme", "", "also write the tables into this README, between its tun results markers (bench/README.md: -readme README.md)")
 	flag.StringVar(&opt.profile, "profile", "", "instead of measuring, write CPU profiles of tcpeng (one per workload) and their pprof -top to this directory")
 	flag.BoolVar(&opt.quick, "quick", false, "small sizes, one run: a smoke test")
 	flag.StringVar(&opt.tcpeng, "tcpeng", "", "the tcpeng binary (default: built from ../cmd/tcpeng)")

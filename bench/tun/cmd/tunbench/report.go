@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/tcpeng/tcpeng/bench/internal/readme"
 )
 
 // stat is the median and range of one setup's workload over the runs.
@@ -177,6 +179,7 @@ func (b *bench) markdown() string {
 		}
 		b.ratios(&sb, "forward", pairs, forwardWorkloads)
 	}
+	b.targetTable(&sb)
 	if len(b.failures) > 0 {
 		fmt.Fprintf(&sb, "\nFailed:\n\n")
 		for _, f := range b.failures {
@@ -186,7 +189,8 @@ func (b *bench) markdown() string {
 	return sb.String()
 }
 
-// write writes results.jsonl and results.md into opt.out and the table to stdout.
+// write writes results.jsonl and results.md into opt.out, the tables to stdout
+// and, with -readme, into that README between its tun results markers.
 func (b *bench) write() error {
 	if err := os.MkdirAll(opt.out, 0o755); err != nil {
 		return err
@@ -201,5 +205,100 @@ func (b *bench) write() error {
 	}
 	md := b.markdown()
 	fmt.Print(md)
-	return os.WriteFile(filepath.Join(opt.out, "results.md"), []byte(md), 0o644)
+	if err := os.WriteFile(filepath.Join(opt.out, "results.md"), []byte(md), 0o644); err != nil {
+		return err
+	}
+	if opt.readme != "" {
+		return readme.Write(opt.readme, "tun", md)
+	}
+	return nil
+}
+
+// A target is one goal of BENCH.md's TUN jobs, measured as the ratio of two
+// columns (or, where against is empty, as the column's own figure).
+type target struct {
+	goal     string
+	job      string
+	work     string
+	setups   []string // the tcpeng columns the goal applies to
+	against  string   // the peer column, "gvisor" for gVisor's at the column's MTU; empty: an absolute goal on the median and the minimum
+	min, max float64  // the figure must lie in [min, max] (0: no bound)
+}
+
+// targets are BENCH.md's goals for the TUN jobs (its "tcpeng goal" rows).
+// Forward is judged on tcpeng's column at pasta's MTU (65520), serve on every
+// tcpeng column of the MTU the goal names; a goal is met when every column
+// it names meets it.
+var targets = []target{
+	{goal: "forward upload ≥ 10 Gb/s, stable (every run)", job: "forward", work: "upload", setups: []string{"tcpeng-65520"}, min: 10},
+	{goal: "forward download ≥ 1.2× pasta", job: "forward", work: "download", setups: []string{"tcpeng-65520"}, against: "pasta", min: 1.2},
+	{goal: "forward upload ×4 ≥ 1.2× pasta", job: "forward", work: "upload-x4", setups: []string{"tcpeng-65520"}, against: "pasta", min: 1.2},
+	{goal: "forward download ×4 ≥ 1.2× pasta", job: "forward", work: "download-x4", setups: []string{"tcpeng-65520"}, against: "pasta", min: 1.2},
+	{goal: "forward connect+close ≥ 2× pasta", job: "forward", work: "conn-close", setups: []string{"tcpeng-65520"}, against: "pasta", min: 2},
+	{goal: "forward 64 B round trip ≤ 0.7× pasta", job: "forward", work: "rtt-64B", setups: []string{"tcpeng-65520"}, against: "pasta", max: 0.7},
+	{goal: "serve kernel→stack ≥ 1.2× gVisor at MTU 65000", job: "serve", work: "kernel-to-stack", setups: []string{"tcpeng-65000", "tcpeng-65000-offload"}, against: "gvisor-65000", min: 1.2},
+	{goal: "serve stack→kernel ≥ 1.2× gVisor at MTU 65000", job: "serve", work: "stack-to-kernel", setups: []string{"tcpeng-65000", "tcpeng-65000-offload"}, against: "gvisor-65000", min: 1.2},
+	{goal: "serve kernel→stack ≥ 5× gVisor at MTU 1500, offloads", job: "serve", work: "kernel-to-stack", setups: []string{"tcpeng-1500-offload"}, against: "gvisor-1500", min: 5},
+	{goal: "serve stack→kernel ≥ 5× gVisor at MTU 1500, offloads", job: "serve", work: "stack-to-kernel", setups: []string{"tcpeng-1500-offload"}, against: "gvisor-1500", min: 5},
+	{goal: "serve connect+echo+close ≥ 1.5× gVisor", job: "serve", work: "conn-echo-close", setups: []string{"tcpeng-1500-offload", "tcpeng-1500", "tcpeng-65000", "tcpeng-65000-offload"}, against: "gvisor", min: 1.5},
+	{goal: "serve 64 B round trip ≤ 0.8× gVisor", job: "serve", work: "rtt-64B", setups: []string{"tcpeng-1500-offload", "tcpeng-1500", "tcpeng-65000", "tcpeng-65000-offload"}, against: "gvisor", max: 0.8},
+}
+
+// peerOf is the gVisor column a serve column is compared with where a goal
+// names no MTU: the one of its own MTU.
+func peerOf(setup string) string {
+	if strings.Contains(setup, "65000") {
+		return "gvisor-65000"
+	}
+	return "gvisor-1500"
+}
+
+// targetTable writes one row per goal whose columns this run measured: the
+// figures and whether the goal is met.
+func (b *bench) targetTable(sb *strings.Builder) {
+	var rows []string
+	for _, t := range targets {
+		var cells []string
+		met, measured := true, false
+		for _, s := range t.setups {
+			x, ok := b.stats(t.job, s, t.work)
+			if !ok {
+				continue
+			}
+			against := t.against
+			if against == "gvisor" {
+				against = peerOf(s)
+			}
+			if against == "" {
+				measured = true
+				cells = append(cells, fmt.Sprintf("%s: %s %s median, %s–%s", s, fmtVal(x.med, x.unit), x.unit, fmtVal(x.lo, x.unit), fmtVal(x.hi, x.unit)))
+				met = met && inBounds(x.med, t) && inBounds(x.lo, t)
+				continue
+			}
+			y, ok := b.stats(t.job, against, t.work)
+			if !ok || y.med == 0 {
+				continue
+			}
+			measured = true
+			r := x.med / y.med
+			cells = append(cells, fmt.Sprintf("%s %.2f× (%s against %s %s)", s, r, fmtVal(x.med, x.unit), fmtVal(y.med, y.unit), x.unit))
+			met = met && inBounds(r, t)
+		}
+		if !measured {
+			continue
+		}
+		verdict := "met"
+		if !met {
+			verdict = "**not met**"
+		}
+		rows = append(rows, fmt.Sprintf("| %s | %s | %s |", t.goal, strings.Join(cells, "; "), verdict))
+	}
+	if len(rows) == 0 {
+		return
+	}
+	fmt.Fprintf(sb, "\n### Against the targets of BENCH.md (this run's medians)\n\n| goal | this run | |\n|---|---|---|\n%s\n", strings.Join(rows, "\n"))
+}
+
+func inBounds(v float64, t target) bool {
+	return (t.min == 0 || v >= t.min) && (t.max == 0 || v <= t.max)
 }
