@@ -37,18 +37,17 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 		c.count(&c.cfg.Counters.DropBadAck)
 		return false
 	}
-	c.takeSACK(s)
+	fresh := c.takeSACK(s)
 	advanced := ack.GreaterThan(c.sndUna) // before ackNewData moves SND.UNA
 	if c.state == SynReceived {
 		c.ackNewData(ack, s)
 		c.established()
 	} else if ack.GreaterThan(c.sndUna) {
 		c.ackNewData(ack, s)
-	} else if ack == c.sndUna && s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 &&
-		uint32(s.Window)<<c.sndShift == c.sndWnd && c.sndMax != c.sndUna && c.sndWnd > 0 {
-		// RFC 5681 §2's definition of a duplicate acknowledgment. With a zero
-		// window the answers to our window probes look the same; they are not
-		// a sign of loss, and nothing may be sent into a closed window anyway.
+	} else if ack == c.sndUna && c.sndMax != c.sndUna && c.sndWnd > 0 && c.isDupAck(s, fresh) {
+		// With a zero window the answers to our window probes look like
+		// duplicates; they are not a sign of loss, and nothing may be sent
+		// into a closed window anyway.
 		c.dupAck()
 	}
 	if c.flags&(fSACK|fInRecovery) == fSACK && c.sndMax != c.sndUna && c.sndWnd > 0 && c.isLost() {
@@ -235,6 +234,21 @@ func (c *Conn) ccAck(ack Seq, acked uint32) {
 
 const maxCwnd = 1 << 30
 
+// isDupAck reports whether s, an ACK that does not advance SND.UNA while data
+// is outstanding, is a duplicate acknowledgment. With SACK it is one when it
+// SACKs octets not SACKed before (fresh), whatever else it carries (RFC 6675
+// §2): the duplicate ACKs of a connection whose peer sends data too carry that
+// data, and by RFC 5681's definition none of them would count, so a loss
+// there would wait for the retransmission timer however many segments the
+// peer SACKs after it. Without SACK it is RFC 5681 §2's: no data, no SYN or
+// FIN, and the same window.
+func (c *Conn) isDupAck(s *wire.Segment, fresh bool) bool {
+	if c.flags&fSACK != 0 {
+		return fresh
+	}
+	return s.Len == 0 && s.Flags&(wire.FlagSYN|wire.FlagFIN) == 0 && uint32(s.Window)<<c.sndShift == c.sndWnd
+}
+
 // dupAck counts a duplicate ACK; the third starts fast retransmit and NewReno
 // fast recovery (RFC 5681 §3.2, RFC 6582 §3.2 step 2), later ones inflate the
 // window.
@@ -256,9 +270,15 @@ func (c *Conn) dupAck() {
 
 // enterRecovery starts fast retransmit and fast recovery: NewReno (RFC 5681
 // §3.2, RFC 6582 §3.2 step 2) or, with SACK, RFC 6675 §5 step (4). A new recovery
-// starts only once SND.UNA has passed the last one's recovery point.
+// starts only once SND.UNA has reached the last one's recovery point, so that
+// everything outstanding when that loss was detected has been acknowledged (RFC
+// 6582 §3.2 step 2: the ACK "covers more than recover", the highest octet sent
+// then; RFC 6675 §5.1 after a timeout). recover holds one past that octet, as
+// SND.MAX does, and starts at SND.UNA when the connection is established (RFC
+// 6582 step 1: the initial send sequence number, which is acknowledged by then),
+// so that the loss of the very first segment is recovered too.
 func (c *Conn) enterRecovery() {
-	if !c.sndUna.Sub(1).GreaterThan(c.recover) && c.recover != c.iss {
+	if c.sndUna.LessThan(c.recover) {
 		return
 	}
 	mss := uint32(c.mss)

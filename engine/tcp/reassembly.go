@@ -45,6 +45,19 @@ func (q *reassembly) add(start, end Seq, max int) bool {
 	return true
 }
 
+// covers reports whether [start, end) lies inside one recorded range.
+func (q *reassembly) covers(start, end Seq) bool {
+	if q.empty() {
+		return false
+	}
+	for _, r := range q.r {
+		if r.start.LessEq(start) && end.LessEq(r.end) {
+			return true
+		}
+	}
+	return false
+}
+
 // popFront removes and returns the end of the first range if it starts at or
 // before nxt; ok is false otherwise.
 func (q *reassembly) popFront(nxt Seq) (end Seq, ok bool) {

@@ -43,10 +43,12 @@ func (c *Conn) sackOptions(o *wire.Options) {
 }
 
 // takeSACK records the SACK blocks of an arriving ACK in the scoreboard. Blocks
-// outside SND.UNA..SND.MAX (stale, or D-SACK, RFC 2883) are ignored.
-func (c *Conn) takeSACK(s *wire.Segment) {
+// outside SND.UNA..SND.MAX (stale, or D-SACK, RFC 2883) are ignored. It reports
+// whether a block identified octets the scoreboard did not hold yet: part (b)
+// of RFC 6675 §2's definition of a duplicate acknowledgment.
+func (c *Conn) takeSACK(s *wire.Segment) (fresh bool) {
 	if c.flags&fSACK == 0 || !s.Opts.Has(wire.HasSACK) {
-		return
+		return false
 	}
 	for i := range int(s.Opts.NumSACK) {
 		b := s.Opts.SACK[i]
@@ -56,8 +58,12 @@ func (c *Conn) takeSACK(s *wire.Segment) {
 		if c.sacked == nil {
 			c.sacked = &reassembly{}
 		}
+		if !c.sacked.covers(b.Left, b.Right) {
+			fresh = true
+		}
 		c.sacked.add(b.Left, b.Right, maxScoreboard)
 	}
+	return fresh
 }
 
 // pruneSACK drops scoreboard ranges at or below SND.UNA.
