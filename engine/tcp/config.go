@@ -58,6 +58,7 @@ type Counters struct {
 	RSTsIn           uint64 // resets that closed a connection
 	RSTsOut          uint64 // resets sent by connections
 	DupAcks          uint64 // duplicate ACKs received
+	LostRetransmits  uint64 // retransmissions found lost in SACK recovery and made again (lostrxt.go)
 	WindowProbes     uint64 // zero-window probes sent
 	KeepaliveProbes  uint64 // keepalive probes sent
 }

@@ -104,6 +104,7 @@ type Conn struct {
 
 	sacked  *reassembly // the scoreboard: ranges the peer SACKed (RFC 6675)
 	highRxt Seq         // HighRxt: the end of the highest retransmission in this recovery
+	rxt     *rxtLog     // this recovery's retransmissions, to find those lost again (lostrxt.go)
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar, rto tcpip.Duration
@@ -342,7 +343,7 @@ func (c *Conn) Free() {
 	c.snd.release(c.cfg.Pool)
 	c.rcv.release(c.cfg.Pool)
 	c.sndLen, c.rcvLen = 0, 0
-	c.ooo, c.sacked = nil, nil
+	c.ooo, c.sacked, c.rxt = nil, nil, nil
 }
 
 // Readable returns how many bytes Read would return now.

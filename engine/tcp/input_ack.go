@@ -55,6 +55,7 @@ func (c *Conn) processAck(s *wire.Segment) bool {
 		// duplicate ACKs would, also when ACKs carry data or a new window.
 		c.enterRecovery()
 	}
+	c.detectLostRetransmits()
 	// The send window update rule: SND.UNA =< SEG.ACK =< SND.NXT (checked above)
 	// and (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)).
 	// Deviation: a segment that acknowledges new data updates the window too,
@@ -201,6 +202,7 @@ func (c *Conn) ccAck(ack Seq, acked uint32) {
 			flight := c.sndMax.Size(c.sndUna)
 			c.cwnd = min(c.ssthresh, max(flight, mss)+mss)
 			c.flags &^= fInRecovery
+			c.resetRxtLog()
 			return
 		}
 		if c.flags&fSACK != 0 {
@@ -285,6 +287,7 @@ func (c *Conn) enterRecovery() {
 	c.ssthresh = max(c.sndMax.Size(c.sndUna)/2, 2*mss) // RFC 5681 eqn. 4
 	c.recover = c.sndMax
 	c.highRxt = c.sndUna
+	c.resetRxtLog()
 	c.flags |= fInRecovery
 	if c.flags&fSACK != 0 {
 		c.cwnd = c.ssthresh // RFC 6675 §5 (4.2)

@@ -249,6 +249,8 @@ func (c *Conn) retransmit(b []byte, seq Seq, n int, o *wire.Options) int {
 	if c.flags&fRTTPending != 0 && c.rttSeq.InRange(seq, c.highRxt) {
 		c.flags &^= fRTTPending // Karn's rule
 	}
+	c.noteRetransmit(seq, seq.Add(uint32(n)))
+	c.endRedo()
 	return c.sendSegment(b, seq, off, n, fin, true, o)
 }
 

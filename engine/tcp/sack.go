@@ -144,8 +144,9 @@ func (c *Conn) pipe() uint32 {
 }
 
 // nextLost is NextSeg of RFC 6675 §4, rules 1 and 3: the first unSACKed octet at
-// or above HighRxt that is lost (rule 1) or, if anyOld, that lies below SACKed
-// data (rule 3); with the length to retransmit there.
+// or above HighRxt that is lost (rule 1, which also takes a lost retransmission
+// being made again: lostrxt.go) or, if anyOld, that lies below SACKed data (rule
+// 3); with the length to retransmit there.
 func (c *Conn) nextLost(anyOld bool) (Seq, int, bool) {
 	var seq Seq
 	n := 0
@@ -155,7 +156,7 @@ func (c *Conn) nextLost(anyOld bool) (Seq, int, bool) {
 	}
 	c.holes(func(a, b Seq, lost bool) bool {
 		a = wire.SeqMax(a, c.highRxt)
-		if !a.LessThan(b) || !(lost || anyOld && b.LessEq(highest)) {
+		if !a.LessThan(b) || !(lost || c.redoing(a) || anyOld && b.LessEq(highest)) {
 			return true
 		}
 		seq, n = a, int(min(b.Size(a), uint32(c.mss)))

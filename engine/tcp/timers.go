@@ -107,6 +107,7 @@ func (c *Conn) retransmitTimeout() {
 	c.dupAcks = 0
 	c.sndNxt = c.sndUna
 	c.highRxt = c.sndUna
+	c.resetRxtLog()
 	c.arm(timerRTO, c.rto)
 }
 
