@@ -34,7 +34,7 @@ const rxtLogLen = 16
 type rxtLog struct {
 	r [rxtLogLen]rxtRec
 	n int
-	// While redoEnd is set, the retransmissions below it are being made again:
+	// While redo is set, the retransmissions below redoEnd are being made again:
 	// HighRxt went back to the first of them, and returns to resume when it
 	// reaches redoEnd.
 	redoEnd, resume Seq
