@@ -84,8 +84,8 @@ func (c *Conn) detectLostRetransmits() {
 		return
 	}
 	highSACKed := c.sacked.r[len(c.sacked.r)-1].end
-	keep, lost := 0, 0
-	var from, to Seq
+	keep, lost := 0, false
+	var lostEnd Seq // the end of the lost retransmission, which starts at SND.UNA
 	for i := range l.n {
 		r := l.r[i]
 		start := wire.SeqMax(r.start, c.sndUna)
@@ -93,18 +93,17 @@ func (c *Conn) detectLostRetransmits() {
 		case !start.LessThan(r.end) || c.sacked.covers(start, r.end):
 			// Delivered: acknowledged or SACKed.
 		case start == c.sndUna && r.mark.LessThan(highSACKed):
-			if lost == 0 {
-				from = start
+			if !lost || lostEnd.LessThan(r.end) {
+				lostEnd = r.end
 			}
-			to = wire.SeqMax(to, r.end)
-			lost++
+			lost = true
 		default:
 			l.r[keep] = r
 			keep++
 		}
 	}
 	l.n = keep
-	if lost == 0 {
+	if !lost {
 		return
 	}
 	c.count(&c.cfg.Counters.LostRetransmits)
@@ -114,10 +113,8 @@ func (c *Conn) detectLostRetransmits() {
 		l.resume = wire.SeqMax(l.resume, c.highRxt)
 	}
 	l.redo = true
-	l.redoEnd = to
-	if from.LessThan(c.highRxt) {
-		c.highRxt = from
-	}
+	l.redoEnd = lostEnd
+	c.highRxt = c.sndUna
 }
 
 // redoing reports whether a hole at a (below b) is to be retransmitted again
