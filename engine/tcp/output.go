@@ -161,7 +161,7 @@ func (c *Conn) outputData(b []byte) int {
 	}
 	for c.sndNxt.LessThan(c.sndMax) {
 		// Retransmitting after a timeout: skip what the peer SACKed (RFC 6675 §5.1).
-		end, ok := c.sackedAt(c.sndNxt)
+		end, ok := c.sacked.endOf(c.sndNxt)
 		if !ok {
 			break
 		}

@@ -45,17 +45,23 @@ func (q *reassembly) add(start, end Seq, max int) bool {
 	return true
 }
 
-// covers reports whether [start, end) lies inside one recorded range.
-func (q *reassembly) covers(start, end Seq) bool {
+// endOf returns the end of the recorded range holding seq, if one does.
+func (q *reassembly) endOf(seq Seq) (Seq, bool) {
 	if q.empty() {
-		return false
+		return 0, false
 	}
 	for _, r := range q.r {
-		if r.start.LessEq(start) && end.LessEq(r.end) {
-			return true
+		if seq.InRange(r.start, r.end) {
+			return r.end, true
 		}
 	}
-	return false
+	return 0, false
+}
+
+// covers reports whether [start, end), not empty, lies inside one recorded range.
+func (q *reassembly) covers(start, end Seq) bool {
+	e, ok := q.endOf(start)
+	return ok && end.LessEq(e)
 }
 
 // popFront removes and returns the end of the first range if it starts at or

@@ -164,16 +164,3 @@ func (c *Conn) nextLost(anyOld bool) (Seq, int, bool) {
 	})
 	return seq, n, n > 0
 }
-
-// sackedAt returns the end of the scoreboard range holding seq, if one does.
-func (c *Conn) sackedAt(seq Seq) (Seq, bool) {
-	if c.sacked.empty() {
-		return 0, false
-	}
-	for _, r := range c.sacked.r {
-		if seq.InRange(r.start, r.end) {
-			return r.end, true
-		}
-	}
-	return 0, false
-}
