@@ -4,6 +4,7 @@
 package jstest
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,4 +26,17 @@ func NodeScript(t testing.TB, dir, script string, pkgs ...string) (node, path st
 		}
 	}
 	return node, filepath.Join(dir, script)
+}
+
+// Output runs cmd, a node script, and returns what it wrote to stdout and to
+// stderr; if the script fails, the test fails with its stderr.
+func Output(t testing.TB, cmd *exec.Cmd) (stdout, stderr []byte) {
+	t.Helper()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, errb.Bytes())
+	}
+	return out, errb.Bytes()
 }

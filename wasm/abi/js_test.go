@@ -94,13 +94,7 @@ func TestAgainstMsgpackJS(t *testing.T) {
 	if err := os.WriteFile(cases, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, "--no-warnings", script, "codec", cases)
-	cmd.Stderr = &stderr
-	got, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.Bytes())
-	}
+	got, stderr := jstest.Output(t, exec.Command(node, "--no-warnings", script, "codec", cases))
 	sc := bufio.NewScanner(bytes.NewReader(got))
 	sc.Buffer(nil, 16<<20)
 	i := 0
@@ -140,7 +134,7 @@ func TestAgainstMsgpackJS(t *testing.T) {
 		t.Fatal(err)
 	}
 	if i != len(msgs) {
-		t.Fatalf("node answered %d lines for %d messages\n%s", i, len(msgs), stderr.Bytes())
+		t.Fatalf("node answered %d lines for %d messages\n%s", i, len(msgs), stderr)
 	}
 	t.Logf("%d messages (100 requests, 100 responses, 3 configs, 3 statuses): same values, same bytes", len(msgs))
 }

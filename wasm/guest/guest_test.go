@@ -89,13 +89,7 @@ func nativeSYN(t *testing.T, port uint16) string {
 // compile and instantiate times (BENCH.md W5, cold start).
 func TestNodeMsgpack(t *testing.T) {
 	node, script := jstest.NodeScript(t, jsDir, "crosscheck.mjs", "@msgpack/msgpack")
-	var stderr bytes.Buffer
-	cmd := exec.Command(node, "--no-warnings", script, "live", build(t), nativeSYN(t, 7))
-	cmd.Stderr = &stderr
-	got, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node: %v\n%s", err, stderr.Bytes())
-	}
+	got, _ := jstest.Output(t, exec.Command(node, "--no-warnings", script, "live", build(t), nativeSYN(t, 7)))
 	var fig struct {
 		CompileMs, InstantiateMs float64
 		Bytes                    int
@@ -120,13 +114,7 @@ func TestChromium(t *testing.T) {
 	node, script := jstest.NodeScript(t, jsDir, "browser.mjs", "playwright-core", "@bjorn3/browser_wasi_shim", "@msgpack/msgpack")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, node, "--no-warnings", script, build(t), nativeSYN(t, 7), "3", browser)
-	cmd.Stderr = &stderr
-	got, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node browser.mjs: %v\n%s", err, stderr.Bytes())
-	}
+	got, _ := jstest.Output(t, exec.CommandContext(ctx, node, "--no-warnings", script, build(t), nativeSYN(t, 7), "3", browser))
 	var fig struct {
 		Runs []struct {
 			FetchMs, CompileMs, InstantiateMs float64
