@@ -266,7 +266,7 @@ func TestDemoLoss(t *testing.T) {
 // window for it (RFC 9293's SND.WL1 test), the client sent past the server's
 // window, and the ACKs it sent from there were dropped: this run stalled for
 // an hour of virtual time, retransmission timers backed off to 60 s. It takes
-// about 15 s now (and the 60 s of TIME_WAIT).
+// 2 to 9 s now, depending on the seed (and the 60 s of TIME_WAIT).
 func TestDemoLossyFastLink(t *testing.T) {
 	code, out, errs := tcpeng("demo", "--bytes", "8388608", "--loss", "0.05", "--seed", "3", "--delay", "50us")
 	if code != 0 || errs != "" {
