@@ -100,11 +100,10 @@ type Conn struct {
 	rcv     ring
 	rcvLen  int         // in-order bytes waiting for Read
 	ooo     *reassembly // out-of-order ranges held (the SACK blocks we report)
-	lastOOO Seq         // start of the most recent out-of-order segment (RFC 2018 §4's first block)
-
 	sacked  *reassembly // the scoreboard: ranges the peer SACKed (RFC 6675)
-	highRxt Seq         // HighRxt: the end of the highest retransmission in this recovery
 	rxt     *rxtLog     // this recovery's retransmissions, to find those lost again (lostrxt.go)
+	lastOOO Seq         // start of the most recent out-of-order segment (RFC 2018 §4's first block)
+	highRxt Seq         // HighRxt: the end of the highest retransmission in this recovery
 
 	// Retransmission (RFC 6298).
 	srtt, rttvar, rto tcpip.Duration

@@ -1,0 +1,149 @@
+package offload
+
+import "github.com/tcpeng/tcpeng/engine"
+
+// Engine wraps an engine as a NIC with TCP offloads wraps a kernel's stack:
+// the engine receives a flow's consecutive segments joined into one frame
+// (Planner.Join), and may send frames longer than the MTU, which Engine cuts
+// at the MTU (Super). The link still carries frames of at most MTU bytes, and
+// what goes out on it is, byte for byte, what the engine would send without
+// segmentation offload. What changes is the engine's work: a 64 KiB burst is
+// one segment to process instead of 45, in each direction. That matters most
+// for the WebAssembly engine (bindings/wazero), where each segment costs ten
+// times what it costs natively, and the cutting, copying and summing happen
+// here, in native code.
+//
+// Make the wrapped engine with engine.Config.SegmentOffload for the sending
+// half; receiving works with any engine that takes segments larger than its
+// MSS, as tcpeng's does. The receiving half changes what the engine sees, as
+// GRO does for Linux: fewer, larger segments, and so fewer ACKs (one per
+// joined frame, which carries more than two full-sized segments).
+//
+// Engine implements engine.Engine. Its Output.Frames stay valid as a Stack's
+// do: through the next Step, until the one after it starts. It allocates
+// nothing once its buffers have grown to the working size, and they grow no
+// further than the wrapped engine's output (Config.OutputBuffer) and the
+// host's batches need. Like the engine, it is driven from one goroutine at a
+// time.
+type Engine struct {
+	inner  engine.Engine
+	mtu    int
+	plan   Planner
+	in     engine.Input
+	joined []byte    // the joined frames of one Step's input
+	arenas [2][]byte // the cut frames of the last two Steps
+	turn   int
+	frames [][]byte
+	stats  Stats
+}
+
+// Stats counts what Engine did. The counts only grow.
+type Stats struct {
+	Joined     uint64 // frames that arrived and went to the engine joined to others
+	JoinedInto uint64 // the frames they made
+	Cut        uint64 // frames of the engine longer than the MTU, cut
+	CutInto    uint64 // the frames they made
+	Dropped    uint64 // frames of the engine longer than the MTU that are not TCP segments it could cut (none from tcpeng's engine)
+}
+
+// New returns inner behind offloads, for a link of mtu bytes (inner's
+// Config.MTU).
+func New(inner engine.Engine, mtu int) *Engine {
+	return &Engine{inner: inner, mtu: mtu}
+}
+
+// Stats returns the counts so far.
+func (e *Engine) Stats() Stats { return e.stats }
+
+// Inner returns the wrapped engine.
+func (e *Engine) Inner() engine.Engine { return e.inner }
+
+// Step joins the frames of in, runs the engine's Step, and cuts the frames it
+// returns: see engine.Stack.Step.
+func (e *Engine) Step(in *engine.Input, out *engine.Output) {
+	e.inner.Step(e.join(in), out)
+	e.cut(out)
+}
+
+// join returns in, or a copy whose frames are in's with each train of
+// segments joined.
+func (e *Engine) join(in *engine.Input) *engine.Input {
+	if len(in.Frames) < 2 {
+		return in
+	}
+	e.plan.Plan(in.Frames)
+	defer e.plan.Forget()
+	size := 0
+	for i := range e.plan.Trains() {
+		if t := e.plan.Train(i); t.Count() > 1 {
+			size += t.Len()
+		}
+	}
+	if size == 0 {
+		return in
+	}
+	if cap(e.joined) < size {
+		e.joined = make([]byte, size)
+	}
+	g := &e.in
+	g.Now, g.Commands = in.Now, in.Commands
+	g.Frames = g.Frames[:0]
+	off := 0
+	for i := range e.plan.Trains() {
+		t := e.plan.Train(i)
+		if t.Count() == 1 {
+			g.Frames = e.plan.AppendFrames(g.Frames, i)
+			continue
+		}
+		n := e.plan.Join(i, e.joined[off:size])
+		g.Frames = append(g.Frames, e.joined[off:off+n:off+n])
+		off += n
+		e.stats.Joined += uint64(t.Count())
+		e.stats.JoinedInto++
+	}
+	return g
+}
+
+// cut replaces each frame of out longer than the MTU by its pieces.
+func (e *Engine) cut(out *engine.Output) {
+	size, long := 0, false
+	for _, f := range out.Frames {
+		if len(f) <= e.mtu {
+			continue
+		}
+		long = true
+		if g, err := NewSuperMTU(f, e.mtu); err == nil {
+			size += len(f) + (g.Segs()-1)*g.HeaderLen()
+		}
+	}
+	if !long {
+		return
+	}
+	arena := e.arenas[e.turn]
+	if cap(arena) < size {
+		arena = make([]byte, size)
+		e.arenas[e.turn] = arena
+	}
+	e.turn ^= 1
+	e.frames = e.frames[:0]
+	off := 0
+	for _, f := range out.Frames {
+		if len(f) <= e.mtu {
+			e.frames = append(e.frames, f)
+			continue
+		}
+		g, err := NewSuperMTU(f, e.mtu)
+		if err != nil {
+			e.stats.Dropped++
+			continue
+		}
+		for i := range g.Segs() {
+			n := g.Segment(i, arena[off:size])
+			e.frames = append(e.frames, arena[off:off+n:off+n])
+			off += n
+		}
+		e.stats.Cut++
+		e.stats.CutInto += uint64(g.Segs())
+	}
+	out.Frames = append(out.Frames[:0], e.frames...)
+}
