@@ -70,7 +70,8 @@ func TestSmokeWasm(t *testing.T) {
 	}
 	defer m.Close(ctx)
 	netSmoke(t, "tcpeng-wasm", func(mtu int) (workload.Net, error) {
-		return tcpnet.NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) })
+		w := func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) }
+		return tcpnet.NewWith(mtu, tcpnet.Options{Client: w, Server: w})
 	})
 }
 

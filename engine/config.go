@@ -121,6 +121,25 @@ type Config struct {
 	// are always complete.
 	PartialChecksums bool
 
+	// SegmentOffload lets Step hand over TCP frames longer than the MTU, as a
+	// stack does to a NIC with TCP segmentation offload: a run of new data that
+	// would have gone as several full-sized segments goes as one frame of up
+	// to 65535 bytes, to be cut at the MTU. Cutting it (host/offload.Cut) gives,
+	// byte for byte, the frames the stack sends without the option: each piece
+	// gets the frame's headers with its own IPv4 total length, ID (the frame's
+	// plus the piece's index), header checksum, sequence number, and TCP
+	// checksum; PSH and FIN stay on the last piece. Such a frame's TCP checksum
+	// field carries only the pseudo-header sum (as with PartialChecksums), and
+	// its payload is not summed: the cutter sums each piece as it copies it.
+	// Only frames longer than the MTU are affected; the others are as without
+	// the option. A connection uses it only while its MSS is the one the MTU
+	// gives (the peer offered at least as much), so that the cut at the MTU is
+	// the cut at the MSS. Set it only when every frame of Step goes through a
+	// cutter: host/offload.Engine does that for any engine, native or
+	// WebAssembly, and saves the engine per-segment work, which matters most
+	// in WebAssembly.
+	SegmentOffload bool
+
 	// TraceStates asks for an EventState at every state change of every connection.
 	TraceStates bool
 

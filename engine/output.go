@@ -9,10 +9,15 @@ import (
 
 // PollFrame writes the next frame to send into buf and returns its length, or 0
 // when nothing is queued. buf must hold Config.MTU bytes; a shorter buf gets 0
-// and the frame stays queued.
+// and the frame stays queued. With Config.SegmentOffload a longer buf may get
+// a TCP frame longer than the MTU (up to 65535 bytes), to be cut at the MTU.
 func (s *Stack) PollFrame(buf []byte) int {
 	if len(buf) < s.cfg.MTU {
 		return 0
+	}
+	end := s.cfg.MTU
+	if s.cfg.SegmentOffload {
+		end = min(len(buf), wire.IPv4MaxTotalLen)
 	}
 	if s.ctlLen > 0 {
 		c := &s.ctl[s.ctlHead]
@@ -34,7 +39,7 @@ func (s *Stack) PollFrame(buf []byte) int {
 		if sl.kind != slotConn {
 			continue
 		}
-		n := sl.conn.Output(buf[wire.IPv4MinHeaderLen:s.cfg.MTU])
+		n := sl.conn.Output(buf[wire.IPv4MinHeaderLen:end])
 		sum := sl.conn.OutputSum()
 		tp := sl.tuple       // update may free the slot (a closed connection's last segment)
 		s.update(idx, n > 0) // with more to send, back of the queue: connections take turns
@@ -61,20 +66,32 @@ func (s *Stack) finishIPv4(buf []byte, tp *tuple, n int) int {
 // known: RFC 9293 §3.1's checksum is the complement of it plus the pseudo-header.
 // With Config.PartialChecksums the segment was not summed and the field gets
 // the pseudo-header's sum alone, for the link to finish.
+//
+// A frame longer than the MTU (Config.SegmentOffload) stands for the pieces
+// the link cuts it into: its checksum is left partial, it takes the IDs of
+// all of them (the cutter gives piece i the frame's ID plus i), and counts as
+// that many frames.
 func (s *Stack) finishIPv4Sum(buf []byte, tp *tuple, n int, sum uint16) int {
 	src, dst := tp.local.Addr(), tp.remote.Addr()
+	total := wire.IPv4MinHeaderLen + n
+	pieces := 1
+	if total > s.cfg.MTU {
+		hl := wire.IPv4MinHeaderLen + int(buf[wire.IPv4MinHeaderLen+12]>>4)*4
+		room := s.cfg.MTU - hl
+		pieces = (total - hl + room - 1) / room
+	}
 	ck := wire.PseudoHeaderChecksum(wire.ProtoTCP, src, dst, n)
-	if !s.cfg.PartialChecksums {
+	if !s.cfg.PartialChecksums && pieces == 1 {
 		ck = ^wire.ChecksumCombine(sum, ck)
 	}
 	binary.BigEndian.PutUint16(buf[wire.IPv4MinHeaderLen+16:], ck)
 	s.ipID++
-	total := wire.IPv4MinHeaderLen + n
 	wire.PutIPv4(buf, wire.IPv4Header{
 		TotalLen: total, ID: s.ipID, Flags: wire.IPv4DontFragment, TTL: defaultTTL,
 		Protocol: wire.ProtoTCP, Src: src, Dst: dst,
 	})
-	s.stats.FramesOut++
+	s.ipID += uint16(pieces - 1)
+	s.stats.FramesOut += uint64(pieces)
 	return total
 }
 

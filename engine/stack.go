@@ -137,7 +137,7 @@ func New(cfg Config) (*Stack, error) {
 		KeepaliveInterval: cfg.KeepaliveInterval, KeepaliveCount: cfg.KeepaliveCount,
 		MaxRetries: cfg.MaxRetries, SynRetries: cfg.SynRetries, FinWait2Timeout: cfg.FinWait2Timeout,
 		SendBuffer: cfg.SendBuffer, RecvBuffer: cfg.RecvBuffer, WindowScale: !cfg.NoWindowScale, SACK: !cfg.NoSACK, Timestamps: !cfg.NoTimestamps,
-		NoSum:         cfg.PartialChecksums,
+		NoSum: cfg.PartialChecksums, TSO: cfg.SegmentOffload,
 		MaxOutOfOrder: cfg.MaxOutOfOrder, InvalidAckInterval: cfg.InvalidAckInterval, Pool: tcp.NewPool(cfg.MaxFreeChunks),
 		Hooks: (*hooks)(s), Counters: &s.counter,
 	}

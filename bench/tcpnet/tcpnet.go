@@ -16,6 +16,7 @@ import (
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
 	"github.com/tcpeng/tcpeng/host/memlink"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 // QueueLen returns the memlink queue for mtu, in frames: room for a full
@@ -44,19 +45,35 @@ type Pair struct {
 var _ workload.Net = (*Pair)(nil)
 
 // New returns a client and a server driver at mtu, on native engines.
-func New(mtu int) (*Pair, error) {
-	return NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return engine.New(c) })
+func New(mtu int) (*Pair, error) { return NewWith(mtu, Options{}) }
+
+// NewEngine makes an engine: engine.New, or the WebAssembly engine's
+// (bindings/wazero).
+type NewEngine func(engine.Config) (engine.Engine, error)
+
+// Native is the NewEngine of the native stack.
+func Native(c engine.Config) (engine.Engine, error) { return engine.New(c) }
+
+// Options choose the engines of a pair.
+type Options struct {
+	// Client and Server make the two engines; nil is Native. (In W1 the
+	// server sends and the client receives.)
+	Client, Server NewEngine
+	// Offload puts each engine behind host/offload.Engine, made with
+	// engine.Config.SegmentOffload: it receives bursts joined and sends
+	// super-packets that are cut at the MTU.
+	Offload bool
 }
 
-// NewWith returns a client and a server driver at mtu, on engines that
-// newEngine makes (such as the WebAssembly engine: bindings/wazero).
-func NewWith(mtu int, newEngine func(engine.Config) (engine.Engine, error)) (*Pair, error) {
+// NewWith returns a client and a server driver at mtu, on the engines o
+// chooses.
+func NewWith(mtu int, o Options) (*Pair, error) {
 	a, b := memlink.NewPair(mtu, QueueLen(mtu))
-	sc, err := newEngine(raw.Config(raw.ClientAddr, mtu, 1))
+	sc, err := o.make(o.Client, raw.Config(raw.ClientAddr, mtu, 1))
 	if err != nil {
 		return nil, err
 	}
-	ss, err := newEngine(raw.Config(raw.ServerAddr, mtu, 2))
+	ss, err := o.make(o.Server, raw.Config(raw.ServerAddr, mtu, 2))
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +86,18 @@ func NewWith(mtu int, newEngine func(engine.Config) (engine.Engine, error)) (*Pa
 		return nil, err
 	}
 	return p, nil
+}
+
+func (o Options) make(mk NewEngine, c engine.Config) (engine.Engine, error) {
+	if mk == nil {
+		mk = Native
+	}
+	c.SegmentOffload = o.Offload
+	e, err := mk(c)
+	if err != nil || !o.Offload {
+		return e, err
+	}
+	return offload.New(e, c.MTU), nil
 }
 
 // Listen listens on the server driver.

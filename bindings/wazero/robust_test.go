@@ -265,7 +265,7 @@ func TestBadModule(t *testing.T) {
 	if _, err := CompileFile(ctx, "/nonexistent/tcpeng.wasm", nil); err == nil || !strings.Contains(err.Error(), "go generate ./wasm/guest") {
 		t.Fatalf("compile a missing file: %v", err)
 	}
-	if err := errVersion(2 << 16); !strings.Contains(err.Error(), "speaks ABI 2.0, this binding 1.1") {
+	if err := errVersion(2 << 16); !strings.Contains(err.Error(), "speaks ABI 2.0, this binding 1.2") {
 		t.Fatalf("version error: %v", err)
 	}
 	if _, err := NewFromFile(ctx, "/nonexistent/tcpeng.wasm", configs(nil)[0]); err == nil || !strings.Contains(err.Error(), "go generate ./wasm/guest") {

@@ -29,6 +29,7 @@ type Config struct {
 	MaxOutOfOrder      int            // out-of-order ranges a receive buffer tracks; past it, segments are dropped
 	InvalidAckInterval tcpip.Duration // at most one ACK per interval answers unacceptable segments (RFC 5961 §7)
 	NoSum              bool           // Output leaves segments unsummed (OutputSum 0): the link finishes the checksum
+	TSO                bool           // Output may write several full-sized segments of new data as one, unsummed (engine.Config.SegmentOffload)
 
 	Pool     *Pool     // chunks for every buffer
 	Hooks    Hooks     // told of every state change

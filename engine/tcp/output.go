@@ -189,7 +189,7 @@ func (c *Conn) outputData(b []byte) int {
 	} else {
 		usable = 0
 	}
-	n = min(avail, usable, room)
+	n = min(avail, usable, c.sendLimit(b, seq, room, &o))
 	if c.flags&fProbe != 0 {
 		// The persist timer fired: one octet past a zero window (RFC 9293 §3.8.6.1).
 		c.flags &^= fProbe
@@ -202,6 +202,7 @@ func (c *Conn) outputData(b []byte) int {
 			probe = true
 		}
 	}
+	n = wholeRooms(n, room)
 	if n > 0 && !probe && !c.sendNow(n, avail, inflight, room) {
 		n = 0
 	}
@@ -220,6 +221,29 @@ func (c *Conn) outputData(b []byte) int {
 		return 0
 	}
 	return c.sendSegment(b, seq, off, n, fin, false, &o)
+}
+
+// sendLimit is the most new bytes one frame at seq may carry: room (the MSS
+// less the options), or with Config.TSO as many whole rooms as b holds, for
+// the link to cut at the MTU (engine.Config.SegmentOffload). Only new data at
+// SND.MAX goes so, and only while the MSS is the one the MTU gives, so that
+// the cut at the MTU is the cut at the MSS: retransmissions after a timeout
+// stay one segment each, since SACKed ranges above them must be skipped.
+func (c *Conn) sendLimit(b []byte, seq Seq, room int, o *wire.Options) int {
+	if !c.cfg.TSO || seq != c.sndMax || c.mss != c.ourMSS {
+		return room
+	}
+	return max(room, (len(b)-wire.TCPMinHeaderLen-o.Len())/room*room)
+}
+
+// wholeRooms cuts n bytes of more than one room to whole rooms: the rest goes
+// in a later frame, decided then by Nagle's algorithm and SWS avoidance as a
+// segment of its own would have been.
+func wholeRooms(n, room int) int {
+	if n > room {
+		return n - n%room
+	}
+	return n
 }
 
 // ackSeq is SEG.SEQ of a segment without data in a synchronized state:
@@ -284,6 +308,9 @@ func (c *Conn) sendSegment(b []byte, seq Seq, off, n int, fin, oneOff bool, o *w
 		flags |= wire.FlagFIN
 	}
 	hl := c.put(b, wire.TCPHeader{Seq: seq, Ack: c.rcvNxt, Flags: flags, Window: c.advertise()}, o, off, n)
+	if room := int(c.mss) - o.Len(); n > room {
+		c.cfg.Counters.SegsOut += uint64(n/room - 1) // the link cuts it into n/room (sendLimit)
+	}
 	end := seq.Add(uint32(n))
 	if fin {
 		end = end.Add(1)
@@ -318,8 +345,11 @@ func (c *Conn) put(b []byte, h wire.TCPHeader, o *wire.Options, off, n int) int 
 	h.SrcPort, h.DstPort = c.localPort, c.remotePort
 	hl := wire.PutTCP(b, h, o)
 	switch {
-	case c.cfg.NoSum:
-		c.outSum = 0 // the link finishes the checksum (engine.Config.PartialChecksums)
+	case c.cfg.NoSum || n > int(c.mss):
+		// The link finishes the checksum (engine.Config.PartialChecksums), or
+		// cuts the frame and sums each piece (sendLimit; a frame of several
+		// rooms is longer than the MSS, as a room is more than half of it).
+		c.outSum = 0
 		if n > 0 {
 			c.snd.read(off, b[hl:hl+n])
 		}

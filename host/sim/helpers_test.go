@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/tcpeng/tcpeng/engine"
 	"github.com/tcpeng/tcpeng/engine/wire"
+	"github.com/tcpeng/tcpeng/host/offload"
 	"github.com/tcpeng/tcpeng/host/pcap"
 )
 
@@ -54,6 +56,9 @@ type scenario struct {
 	oneWay bool
 	engine func(c *engine.Config) // adjusts each host's engine config
 	bound  engine.Duration        // the run must finish within it
+	// offload wraps each engine in host/offload.Engine, made with
+	// Config.SegmentOffload.
+	offload bool
 	// Optional.
 	newEngine func(engine.Config) (engine.Engine, error) // default: the package's newEngine
 	capture   io.Writer
@@ -135,9 +140,13 @@ func (sc *scenario) build() (*outcome, error) {
 		if sc.newEngine != nil {
 			mk = sc.newEngine
 		}
+		ec.SegmentOffload = sc.offload
 		e, err := mk(ec)
 		if err != nil {
 			return nil, err
+		}
+		if sc.offload {
+			e = offload.New(e, cmp.Or(ec.MTU, engine.DefaultMTU))
 		}
 		app := &Transfers{}
 		h, err := n.AddHost(HostConfig{Name: string(rune('A' + i)), Engine: e, Addrs: ec.Addrs, App: app})

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 // The integrity suite (issue 4): every profile × many seeds, each run moving
@@ -48,9 +49,10 @@ type profile struct {
 	name string
 	// links[0] shapes A>B, links[1] B>A; with hosts > 2, links[0] shapes every
 	// direction of the mesh.
-	links  [2]Impairments
-	hosts  int                    // default 2
-	engine func(c *engine.Config) // optional engine configuration
+	links   [2]Impairments
+	hosts   int                    // default 2
+	engine  func(c *engine.Config) // optional engine configuration
+	offload bool                   // engines behind host/offload.Engine, with segmentation offload
 	// bound is the virtual time within which every connection must be CLOSED.
 	bound engine.Duration
 	// seeds is the number of seeds of the default run.
@@ -111,15 +113,15 @@ func all(findings ...string) string {
 	return strings.Join(fs, "; ")
 }
 
-// The default matrix runs 555 seeds, each its own (profile id×10^6 + i), over
-// 19 profiles: at least 20 per profile, more where the impairments are
+// The default matrix runs 615 seeds, each its own (profile id×10^6 + i), over
+// 21 profiles: at least 20 per profile, more where the impairments are
 // random. On a clean or purely rate-limited link, or one with a fixed delay,
 // seeds change only the ISNs, ports and IP IDs and every run has the same
 // timing, so 20 or 30 cover them; the loss, corruption and mixed profiles draw
 // a different network per seed and get 40 or 50. A run costs about 10 ms of
 // CPU (the mesh about 30), so the matrix takes a few seconds on two cores;
-// -sim.seeds 10000 runs 10000 seeds of every profile (190000 runs, about 30
-// CPU-minutes: 22 minutes on two cores), and the race detector build runs one
+// -sim.seeds 10000 runs 10000 seeds of every profile (210000 runs, about 33
+// CPU-minutes: 24 minutes on two cores), and the race detector build runs one
 // seed of each.
 var profiles = []profile{
 	// Clean links: zero delay (frames arrive at the instant they are sent) and
@@ -186,6 +188,33 @@ var profiles = []profile{
 	{id: 19, name: "mesh3-mix", seeds: 20, hosts: 3, bound: boundLossy,
 		links:  sym(Impairments{Loss: 0.01, Duplicate: 0.01, Reorder: 0.05, Corrupt: 0.005, Delay: 5 * ms}),
 		expect: func(t LinkStats, o *outcome) string { return atLeast("lost", t.Lost) }},
+	// The engines behind host/offload.Engine: they send super-packets that it
+	// cuts, and receive bursts it joins (with checksums derived from the
+	// frames', which must still catch corruption: the hashes prove it).
+	// No jitter: a burst must arrive at one instant to be joined.
+	{id: 20, name: "offload-mix-lossy", seeds: 40, bound: boundLossy, offload: true,
+		links: sym(Impairments{Loss: 0.02, Duplicate: 0.01, Reorder: 0.05, Corrupt: 0.005, Delay: 20 * ms}),
+		expect: func(t LinkStats, o *outcome) string {
+			return all(atLeast("lost", t.Lost), atLeast("corrupted", t.Corrupted), offloaded(o))
+		}},
+	{id: 21, name: "offload-delay1ms", seeds: 20, bound: boundClean, offload: true,
+		links:  sym(Impairments{Delay: 1 * ms}),
+		expect: func(t LinkStats, o *outcome) string { return offloaded(o) }},
+}
+
+// offloaded requires every host's offload.Engine to have cut and joined
+// frames.
+func offloaded(o *outcome) string {
+	for _, h := range o.hosts {
+		e, ok := h.Engine().(*offload.Engine)
+		if !ok {
+			return "host " + h.Name() + " has no offload.Engine"
+		}
+		if st := e.Stats(); st.Cut == 0 || st.Joined == 0 || st.Dropped != 0 {
+			return fmt.Sprintf("host %s: offload %+v: nothing cut or joined, or frames dropped", h.Name(), st)
+		}
+	}
+	return ""
 }
 
 // expectCorruptionCaught requires corrupted copies to have been delivered and
@@ -367,7 +396,7 @@ func integrityRun(t *testing.T, p *profile, seed uint64) {
 		hosts = 2
 	}
 	sc := &scenario{seed: seed, hosts: hosts, links: p.links, size: mib, engine: p.engine, bound: p.bound,
-		maxSteps: maxStepsPerRun}
+		offload: p.offload, maxSteps: maxStepsPerRun}
 	if *flagBound > 0 {
 		sc.bound = engine.Duration(*flagBound)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/tcpeng/tcpeng/engine/wire"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 // decodeAll undoes coalesce: each packet's frames, in order.
@@ -183,14 +184,14 @@ func TestCoalescePartialInput(t *testing.T) {
 	equalFrames(t, decodeAll(t, got), full)
 }
 
-// Super-packets stop at 65535 bytes and at maxTrain segments.
+// Super-packets stop at 65535 bytes and at offload.MaxTrain segments.
 func TestCoalesceLimits(t *testing.T) {
 	for _, tc := range []struct {
 		mss, n int
 		want   []int // segments per packet
 	}{
 		{1460, 50, []int{44, 6}},        // 20+20+44*1460 = 64280; one more is past 65535
-		{100, 300, []int{128, 128, 44}}, // maxTrain
+		{100, 300, []int{128, 128, 44}}, // offload.MaxTrain
 		{65495, 2, []int{1, 1}},
 	} {
 		var in [][]byte
@@ -358,7 +359,7 @@ func TestCoalesceSplitProperty(t *testing.T) {
 
 		// The other way: a kernel super-packet, cut, then joined again.
 		f := flows[0].s
-		f.payload = pattern(r.IntN(min(30000, flows[0].mss*maxTrain)+1), 3)
+		f.payload = pattern(r.IntN(min(30000, flows[0].mss*offload.MaxTrain)+1), 3)
 		f.flags = wire.FlagACK | []wire.Flags{0, wire.FlagPSH, wire.FlagFIN, wire.FlagPSH | wire.FlagFIN}[r.IntN(4)]
 		size := flows[0].mss
 		super := f.super(size)
@@ -381,9 +382,48 @@ func TestCoalesceSplitProperty(t *testing.T) {
 	}
 }
 
-func flowOf(f []byte) string {
-	s := inspect(f)
-	return string(s.key.src[:]) + string(s.key.dst[:]) + string(rune(s.key.sp)) + string(rune(s.key.dp))
+func flowOf(f []byte) string { return inspect(f).flow }
+
+// segFields is what the tests need to know of a frame: what offload's
+// planner looks at.
+type segFields struct {
+	tcp, ok, v6, df bool // ok: a TCP segment that may join a train
+	ipHL, tcpHL     int
+	flow            string // IP version, addresses and ports
+}
+
+func inspect(f []byte) segFields {
+	var s segFields
+	if len(f) == 0 {
+		return s
+	}
+	switch f[0] >> 4 {
+	case 4:
+		ip, err := wire.ParseIPv4(f)
+		if err != nil || len(ip) != len(f) || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
+			return s
+		}
+		s.ipHL, s.df = ip.HeaderLen(), ip.Flags()&wire.IPv4DontFragment != 0
+		s.flow = "4" + string(f[12:20])
+	case 6:
+		ip, err := wire.ParseIPv6(f)
+		if err != nil || len(ip) != len(f) || ip.NextHeader() != wire.ProtoTCP {
+			return s
+		}
+		s.v6, s.ipHL = true, wire.IPv6HeaderLen
+		s.flow = "6" + string(f[8:40])
+	default:
+		return s
+	}
+	tc, err := wire.ParseTCP(f[s.ipHL:])
+	if err != nil {
+		return segFields{}
+	}
+	s.tcp, s.tcpHL = true, tc.HeaderLen()
+	s.flow += string(f[s.ipHL : s.ipHL+4])
+	fl := tc.Flags()
+	s.ok = len(f) > s.ipHL+s.tcpHL && fl&(wire.FlagSYN|wire.FlagRST|wire.FlagURG|wire.FlagCWR) == 0 && fl&wire.FlagACK != 0
+	return s
 }
 
 // Steady state allocates nothing: planning and building packets reuse memory.
@@ -398,16 +438,16 @@ func TestCoalesceAllocs(t *testing.T) {
 	}
 	c := newCoalescer()
 	allocs := testing.AllocsPerRun(100, func() {
-		c.plan(in)
-		for i := range c.trains {
+		c.Plan(in)
+		for i := range c.Trains() {
 			c.packet(i)
 		}
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per batch", allocs)
 	}
-	if len(c.trains) != 2 {
-		t.Fatalf("%d trains, want 2", len(c.trains))
+	if c.Trains() != 2 {
+		t.Fatalf("%d trains, want 2", c.Trains())
 	}
 }
 
@@ -419,8 +459,8 @@ func BenchmarkCoalesce(b *testing.B) {
 	c := newCoalescer()
 	b.SetBytes(64 * 1448)
 	for b.Loop() {
-		c.plan(in)
-		for i := range c.trains {
+		c.Plan(in)
+		for i := range c.Trains() {
 			c.packet(i)
 		}
 	}
@@ -437,8 +477,8 @@ func BenchmarkSplit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		for i := range g.segs {
-			g.segment(i, buf)
+		for i := range g.Segs() {
+			g.Segment(i, buf)
 		}
 	}
 }

@@ -66,19 +66,19 @@ func checkSegments(t *testing.T, pkt []byte, h *vnetHdr, out [][]byte) {
 		t.Fatalf("decoded, but prepareGSO fails: %v", err)
 	}
 	var payload []byte
-	seq := binary.BigEndian.Uint32(pkt[g.ipHL+4:])
+	seq := binary.BigEndian.Uint32(pkt[g.IPHeaderLen()+4:])
 	for i, s := range out {
 		checkValid(t, s)
-		if len(s)-g.hdrLen > g.size {
-			t.Fatalf("segment %d has %d payload bytes, gso_size %d", i, len(s)-g.hdrLen, g.size)
+		if len(s)-g.HeaderLen() > g.Size() {
+			t.Fatalf("segment %d has %d payload bytes, gso_size %d", i, len(s)-g.HeaderLen(), g.Size())
 		}
-		if got := binary.BigEndian.Uint32(s[g.ipHL+4:]); got != seq {
+		if got := binary.BigEndian.Uint32(s[g.IPHeaderLen()+4:]); got != seq {
 			t.Fatalf("segment %d seq %d, want %d", i, got, seq)
 		}
-		seq += uint32(len(s) - g.hdrLen)
-		payload = append(payload, s[g.hdrLen:]...)
+		seq += uint32(len(s) - g.HeaderLen())
+		payload = append(payload, s[g.HeaderLen():]...)
 	}
-	if !bytes.Equal(payload, pkt[g.hdrLen:]) {
+	if !bytes.Equal(payload, pkt[g.HeaderLen():]) {
 		t.Fatalf("payloads differ")
 	}
 }
@@ -114,11 +114,11 @@ func FuzzSplitGSO(f *testing.F) {
 		}
 		buf := make([]byte, bufLen)
 		var out [][]byte
-		for i := range g.segs {
-			n := g.segment(i, buf)
+		for i := range g.Segs() {
+			n := g.Segment(i, buf)
 			if n == 0 {
-				if len(buf) >= g.segLen(i) {
-					t.Fatalf("segment %d of %d bytes refused a %d-byte buffer", i, g.segLen(i), len(buf))
+				if len(buf) >= g.SegLen(i) {
+					t.Fatalf("segment %d of %d bytes refused a %d-byte buffer", i, g.SegLen(i), len(buf))
 				}
 				return
 			}
@@ -126,7 +126,7 @@ func FuzzSplitGSO(f *testing.F) {
 		}
 		checkSegments(t, in[vnetHdrLen:], &h, out)
 		for i, o := range out {
-			fl := wire.TCP(o[g.ipHL:]).Flags()
+			fl := wire.TCP(o[g.IPHeaderLen():]).Flags()
 			want := wire.Flags(flags)
 			if i < len(out)-1 {
 				want &^= wire.FlagPSH | wire.FlagFIN
@@ -172,9 +172,9 @@ func FuzzCoalesce(f *testing.F) {
 			if err != nil {
 				t.Fatalf("own super-packet refused: %v", err)
 			}
-			for i := range g.segs {
-				s := make([]byte, g.segLen(i))
-				g.segment(i, s)
+			for i := range g.Segs() {
+				s := make([]byte, g.SegLen(i))
+				g.Segment(i, s)
 				out = append(out, s)
 			}
 		}

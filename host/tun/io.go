@@ -10,6 +10,7 @@ import (
 
 	"github.com/tcpeng/tcpeng/engine/wire"
 	"github.com/tcpeng/tcpeng/host/internal/spin"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 // errNothing: a non-blocking read found no packet.
@@ -48,7 +49,7 @@ func (d *Device) readBatch(bufs [][]byte, sizes []int, block bool) (int, error) 
 	}
 	k := 0
 	for k < n {
-		if d.pending.next < d.pending.segs {
+		if d.pending.next < d.pending.Segs() {
 			k += d.cut(bufs[k:n], sizes[k:n])
 			continue
 		}
@@ -131,13 +132,15 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 			d.rxDropped.Add(1)
 			return 0, nil
 		}
-		if !g.v6 {
+		ipHL := g.IPHeaderLen()
+		if !g.IsIPv6() {
 			// As the cut (and the kernel's segmentation) does: the IPv4
 			// header checksum is computed, not taken.
-			wire.PutIPv4Checksum(buf[:g.ipHL])
+			wire.PutIPv4Checksum(buf[:ipHL])
 		}
 		if !d.nosum && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) != 0 {
-			wire.SetTCPChecksum(buf[g.ipHL:m], g.src, g.dst)
+			src, dst := g.Addrs()
+			wire.SetTCPChecksum(buf[ipHL:m], src, dst)
 			d.rxCsum.Add(1)
 		}
 		d.rxGSO.Add(1)
@@ -152,7 +155,7 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 			d.rxDropped.Add(1)
 			return 0, nil
 		}
-		g.nosum = d.nosum
+		g.NoSum = d.nosum
 		d.pending = g
 		d.rxGSO.Add(1)
 		return 0, nil
@@ -185,18 +188,18 @@ func (d *Device) readOne(buf []byte, size *int, block bool) (int, error) {
 func (d *Device) cut(bufs [][]byte, sizes []int) int {
 	g := &d.pending
 	k := 0
-	for k < len(bufs) && g.next < g.segs {
-		m := g.segment(g.next, bufs[k])
+	for k < len(bufs) && g.next < g.Segs() {
+		m := g.Segment(g.next, bufs[k])
 		if m == 0 {
 			d.rxDropped.Add(1)
-			g.next = g.segs
+			g.next = g.Segs()
 			break
 		}
 		sizes[k] = m
 		g.next++
 		k++
 	}
-	if g.next >= g.segs {
+	if g.next >= g.Segs() {
 		*g = gsoPacket{}
 	}
 	return k
@@ -231,16 +234,16 @@ func (d *Device) WriteBatch(frames [][]byte) error {
 		return nil
 	}
 	c := d.coal
-	c.plan(frames)
-	defer func() { c.frames = nil }()
-	for i := range c.trains {
-		t := &c.trains[i]
+	c.Plan(frames)
+	defer c.Forget()
+	for i := range c.Trains() {
+		t := c.Train(i)
 		if err := d.write(c.packet(i)); err != nil {
 			return err
 		}
-		if t.count > 1 {
+		if t.Count() > 1 {
 			d.txGSO.Add(1)
-			d.txCoalesced.Add(uint64(t.count))
+			d.txCoalesced.Add(uint64(t.Count()))
 		}
 	}
 	return nil
@@ -346,7 +349,7 @@ func (r *readOp) try(fd uintptr) {
 
 // writeOp is the state of one write system call (see readOp).
 type writeOp struct {
-	iov  [maxTrain + 4]unix.Iovec
+	iov  [offload.MaxTrain + 4]unix.Iovec
 	niov int
 	err  error
 	fn   func(fd uintptr) bool // w.do, bound once

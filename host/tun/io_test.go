@@ -310,7 +310,7 @@ func TestDeviceIOAllocs(t *testing.T) {
 				}
 				got += n
 			}
-			if d.pending.next < d.pending.segs {
+			if d.pending.next < d.pending.Segs() {
 				d.ReadBatch(b, sizes)
 			}
 		}

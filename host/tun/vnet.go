@@ -3,9 +3,9 @@ package tun
 import (
 	"encoding/binary"
 	"errors"
-	"net/netip"
 
 	"github.com/tcpeng/tcpeng/engine/wire"
+	"github.com/tcpeng/tcpeng/host/offload"
 )
 
 // The virtio-net header (virtio 1.x spec §5.1.6, "struct virtio_net_hdr", the
@@ -106,18 +106,11 @@ func l4Proto(pkt []byte) uint8 {
 }
 
 // gsoPacket is a TCP super-packet from the kernel (TSO, virtio 1.x §5.1.6.2.1)
-// being cut into segments of at most gsoSize payload bytes each, the way the
-// kernel's own software segmentation (tcp_gso_segment) would cut it.
+// being cut into segments of at most gso_size payload bytes each
+// (offload.Super), and the next segment to hand over.
 type gsoPacket struct {
-	pkt      []byte // IP header, TCP header, payload
-	v6       bool
-	ipHL     int // IP header length
-	hdrLen   int // IP and TCP header lengths
-	size     int // gso_size: payload bytes per segment
-	segs     int // segments in all
-	next     int // the next segment to produce
-	src, dst netip.Addr
-	nosum    bool // leave the segments' TCP checksums out (Config.SkipChecksums)
+	offload.Super
+	next int // the next segment to produce
 }
 
 // prepareGSO validates a GSO packet and readies it for segmenting. It trusts
@@ -126,93 +119,30 @@ type gsoPacket struct {
 // checks a full checksum the packet carries (one that is neither partial nor
 // marked valid).
 func prepareGSO(pkt []byte, h *vnetHdr, verify bool) (gsoPacket, error) {
-	g := gsoPacket{size: int(h.gsoSize)}
+	var v6 bool
 	switch h.gsoType &^ vnetGSOECN {
 	case vnetGSOTCPv4:
-		ip, err := wire.ParseIPv4(pkt)
-		if err != nil || len(ip) != len(pkt) || ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
-			return g, errGSOPacket
-		}
-		g.ipHL = ip.HeaderLen()
-		g.src, g.dst = ip.Src(), ip.Dst()
 	case vnetGSOTCPv6:
-		ip, err := wire.ParseIPv6(pkt)
-		if err != nil || len(ip) != len(pkt) || ip.NextHeader() != wire.ProtoTCP {
-			return g, errGSOPacket
-		}
-		g.v6 = true
-		g.ipHL = wire.IPv6HeaderLen
-		g.src, g.dst = ip.Src(), ip.Dst()
+		v6 = true
 	default:
-		return g, errGSOType
+		return gsoPacket{}, errGSOType
 	}
-	if g.size == 0 {
-		return g, errGSOSize
+	if h.gsoSize == 0 {
+		return gsoPacket{}, errGSOSize
 	}
-	t, err := wire.ParseTCP(pkt[g.ipHL:])
-	if err != nil {
-		return g, errGSOPacket
+	g, err := offload.NewSuper(pkt, int(h.gsoSize))
+	if err != nil || g.IsIPv6() != v6 {
+		return gsoPacket{}, errGSOPacket
 	}
-	if t.Flags()&(wire.FlagSYN|wire.FlagRST) != 0 {
-		return g, errGSOPacket
-	}
-	g.hdrLen = g.ipHL + t.HeaderLen()
-	if verify && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) == 0 && !t.ChecksumValid(g.src, g.dst) {
+	if verify && h.flags&(vnetFlagNeedsCsum|vnetFlagDataValid) == 0 {
 		// A full checksum is there: check it before it is replaced by
 		// per-segment checksums that would hide the corruption.
-		return g, errBadChecksum
+		src, dst := g.Addrs()
+		if !wire.TCP(pkt[g.IPHeaderLen():]).ChecksumValid(src, dst) {
+			return gsoPacket{}, errBadChecksum
+		}
 	}
-	payload := len(pkt) - g.hdrLen
-	g.segs = max(1, (payload+g.size-1)/g.size)
-	g.pkt = pkt
-	return g, nil
-}
-
-// segLen returns the length of segment i.
-func (g *gsoPacket) segLen(i int) int {
-	payload := len(g.pkt) - g.hdrLen
-	off := i * g.size
-	return g.hdrLen + min(g.size, payload-off)
-}
-
-// segment writes segment i into dst and returns its length, or 0 if dst is too
-// short. Each segment gets the super-packet's headers with its own length,
-// IPv4 ID (the first ID plus i), sequence number (plus i*gso_size), flags (FIN
-// and PSH on the last segment only, CWR on the first only, as tcp_gso_segment
-// does) and full IP and TCP checksums (RFC 791, RFC 9293 §3.1; the TCP
-// checksum is summed as the payload is copied, and left out with nosum).
-func (g *gsoPacket) segment(i int, dst []byte) int {
-	n := g.segLen(i)
-	if len(dst) < n {
-		return 0
-	}
-	off := i * g.size
-	copy(dst, g.pkt[:g.hdrLen])
-	if g.v6 {
-		binary.BigEndian.PutUint16(dst[4:], uint16(n-wire.IPv6HeaderLen))
-	} else {
-		binary.BigEndian.PutUint16(dst[2:], uint16(n))
-		binary.BigEndian.PutUint16(dst[4:], binary.BigEndian.Uint16(g.pkt[4:])+uint16(i))
-		wire.PutIPv4Checksum(dst[:g.ipHL])
-	}
-	tcp := dst[g.ipHL:n]
-	binary.BigEndian.PutUint32(tcp[4:], binary.BigEndian.Uint32(g.pkt[g.ipHL+4:])+uint32(off))
-	if i < g.segs-1 {
-		tcp[13] &^= uint8(wire.FlagFIN | wire.FlagPSH)
-	}
-	if i > 0 {
-		tcp[13] &^= uint8(wire.FlagCWR)
-	}
-	payload := g.pkt[g.hdrLen+off : g.hdrLen+off+n-g.hdrLen]
-	if g.nosum {
-		copy(dst[g.hdrLen:n], payload)
-		return n
-	}
-	tcp[16], tcp[17] = 0, 0
-	hsum := wire.Checksum(tcp[:g.hdrLen-g.ipHL], wire.PseudoHeaderChecksum(wire.ProtoTCP, g.src, g.dst, len(tcp)))
-	_, sum := wire.CopyChecksum(dst[g.hdrLen:n], payload, hsum)
-	binary.BigEndian.PutUint16(tcp[16:], ^sum)
-	return n
+	return gsoPacket{Super: g}, nil
 }
 
 // splitGSO cuts a whole GSO packet into segments appended to out (for tests and
@@ -222,9 +152,9 @@ func splitGSO(pkt []byte, h *vnetHdr, out [][]byte) ([][]byte, error) {
 	if err != nil {
 		return out, err
 	}
-	for i := range g.segs {
-		b := make([]byte, g.segLen(i))
-		g.segment(i, b)
+	for i := range g.Segs() {
+		b := make([]byte, g.SegLen(i))
+		g.Segment(i, b)
 		out = append(out, b)
 	}
 	return out, nil

@@ -174,13 +174,13 @@ func TestSegmentBufferTooSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.segs != 3 || g.segLen(0) != 1440 || g.segLen(2) != 240 {
-		t.Fatalf("segs %d lens %d %d", g.segs, g.segLen(0), g.segLen(2))
+	if g.Segs() != 3 || g.SegLen(0) != 1440 || g.SegLen(2) != 240 {
+		t.Fatalf("segs %d lens %d %d", g.Segs(), g.SegLen(0), g.SegLen(2))
 	}
-	if n := g.segment(0, make([]byte, 1439)); n != 0 {
+	if n := g.Segment(0, make([]byte, 1439)); n != 0 {
 		t.Fatalf("segment into 1439 bytes: %d", n)
 	}
-	if n := g.segment(2, make([]byte, 240)); n != 240 {
+	if n := g.Segment(2, make([]byte, 240)); n != 240 {
 		t.Fatalf("last segment: %d", n)
 	}
 }

@@ -19,7 +19,7 @@ package abi
 // order of existing ones.
 const (
 	Major = 1
-	Minor = 1 // 1.1: the Config key partialChecksums
+	Minor = 2 // 1.1: the Config key partialChecksums; 1.2: segmentOffload
 )
 
 // Version is the value abi_version returns.

@@ -51,6 +51,7 @@ type mpConfig struct {
 	TraceStates        bool     `msgpack:"traceStates,omitempty"`
 	TrustLink          bool     `msgpack:"trustLink,omitempty"`
 	PartialChecksums   bool     `msgpack:"partialChecksums,omitempty"`
+	SegmentOffload     bool     `msgpack:"segmentOffload,omitempty"`
 	OutputBuffer       int64    `msgpack:"outputBuffer,omitempty"`
 	MaxFreeChunks      int64    `msgpack:"maxFreeChunks,omitempty"`
 }
@@ -144,7 +145,7 @@ func toMPConfig(c *engine.Config) mpConfig {
 		KeepaliveIdle: int64(c.KeepaliveIdle), KeepaliveInterval: int64(c.KeepaliveInterval),
 		KeepaliveCount: int64(c.KeepaliveCount), MaxRetries: int64(c.MaxRetries), SynRetries: int64(c.SynRetries),
 		FinWait2Timeout: int64(c.FinWait2Timeout), InvalidAckInterval: int64(c.InvalidAckInterval), NoWindowScale: c.NoWindowScale, NoSACK: c.NoSACK, NoTimestamps: c.NoTimestamps, MaxOutOfOrder: int64(c.MaxOutOfOrder), Forward: c.Forward,
-		TraceStates: c.TraceStates, TrustLink: c.TrustLink, PartialChecksums: c.PartialChecksums, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
+		TraceStates: c.TraceStates, TrustLink: c.TrustLink, PartialChecksums: c.PartialChecksums, SegmentOffload: c.SegmentOffload, OutputBuffer: int64(c.OutputBuffer), MaxFreeChunks: int64(c.MaxFreeChunks),
 	}
 	for _, a := range c.Addrs {
 		m.Addrs = append(m.Addrs, addrBytes(a))
@@ -461,7 +462,7 @@ func fullConfig() engine.Config {
 		DelayedAck: -1, KeepaliveIdle: 7200 * engine.Second, KeepaliveInterval: 75 * engine.Second, KeepaliveCount: 9,
 		MaxRetries: 15, SynRetries: 6, FinWait2Timeout: 60 * engine.Second, InvalidAckInterval: 500 * engine.Millisecond, NoWindowScale: true, NoSACK: true, MaxOutOfOrder: 32, Forward: true,
 		TraceStates: true, OutputBuffer: 1 << 20, MaxFreeChunks: 1024, NoTimestamps: true, TrustLink: true,
-		PartialChecksums: true,
+		PartialChecksums: true, SegmentOffload: true,
 	}
 }
 

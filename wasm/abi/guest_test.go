@@ -204,7 +204,7 @@ func TestGuestLoopbackParity(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	if Version != 1<<16|1 || VersionString(Version) != "1.1" || !Compatible(Version) || Compatible(2<<16) || Compatible(1<<16) || !Compatible(1<<16|5) {
+	if Version != 1<<16|2 || VersionString(Version) != "1.2" || !Compatible(Version) || Compatible(2<<16) || Compatible(1<<16) || !Compatible(1<<16|5) {
 		t.Fatal("version arithmetic")
 	}
 	if p, n := Unpack(Pack(0xdeadbeef, 12345)); p != 0xdeadbeef || n != 12345 {

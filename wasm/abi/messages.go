@@ -44,6 +44,7 @@ const (
 	keyTraceStates       = "traceStates"
 	keyTrustLink         = "trustLink"
 	keyPartialChecksums  = "partialChecksums"
+	keySegmentOffload    = "segmentOffload"
 	keyOutputBuffer      = "outputBuffer"
 	keyMaxFreeChunks     = "maxFreeChunks"
 )
@@ -91,6 +92,7 @@ func AppendConfig(b []byte, c *engine.Config) []byte {
 		flag(keyTraceStates, c.TraceStates),
 		flag(keyTrustLink, c.TrustLink),
 		flag(keyPartialChecksums, c.PartialChecksums),
+		flag(keySegmentOffload, c.SegmentOffload),
 		num(keyOutputBuffer, int64(c.OutputBuffer)),
 		num(keyMaxFreeChunks, int64(c.MaxFreeChunks)),
 	}
@@ -258,6 +260,8 @@ func DecodeConfig(b []byte) (engine.Config, error) {
 			c.TrustLink = d.bool()
 		case keyPartialChecksums:
 			c.PartialChecksums = d.bool()
+		case keySegmentOffload:
+			c.SegmentOffload = d.bool()
 		case keyOutputBuffer:
 			c.OutputBuffer = d.cint()
 		case keyMaxFreeChunks:

@@ -70,16 +70,28 @@ func newNet(stack string, mtu int, wasmFile string) (workload.Net, error) {
 	switch stack {
 	case stackTcpeng:
 		return tcpnet.New(mtu)
-	case stackWasm:
+	case stackOffload:
+		return tcpnet.NewWith(mtu, tcpnet.Options{Offload: true})
+	case stackWasm, stackWasmOffload, stackWasmRecv, stackWasmSend:
 		if wasmFile == "" {
-			return nil, errors.New("the tcpeng-wasm column needs -wasm FILE")
+			return nil, errors.New("the " + stack + " column needs -wasm FILE")
 		}
 		ctx := context.Background()
 		m, err := wazero.CompileFile(ctx, wasmFile, nil)
 		if err != nil {
 			return nil, err
 		}
-		return tcpnet.NewWith(mtu, func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) })
+		w := func(c engine.Config) (engine.Engine, error) { return m.New(ctx, c) }
+		switch stack {
+		case stackWasm:
+			return tcpnet.NewWith(mtu, tcpnet.Options{Client: w, Server: w})
+		case stackWasmOffload:
+			return tcpnet.NewWith(mtu, tcpnet.Options{Client: w, Server: w, Offload: true})
+		case stackWasmRecv:
+			return tcpnet.NewWith(mtu, tcpnet.Options{Client: w, Offload: true})
+		default:
+			return tcpnet.NewWith(mtu, tcpnet.Options{Server: w, Offload: true})
+		}
 	case stackGVChannel:
 		return gvnet.New(gvnet.Channel, mtu)
 	case stackGVPipe:

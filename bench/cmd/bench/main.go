@@ -48,7 +48,22 @@ const (
 	stackGVChannel = "gvisor-channel" // link/channel, 16384-packet queues, a pump goroutine per direction
 	stackGVPipe    = "gvisor-pipe"    // link/pipe: synchronous delivery
 	stackWasm      = "tcpeng-wasm"    // net.Conn as tcpeng, both engines the WebAssembly module in wazero (W5)
+
+	// W5 with host/offload.Engine around every engine (segmentation and
+	// receive offload in native code; the link still carries MTU frames).
+	stackOffload     = "tcpeng-offload"           // both engines native
+	stackWasmOffload = "tcpeng-wasm-offload"      // both engines WebAssembly
+	stackWasmRecv    = "tcpeng-wasm-recv-offload" // the receiving engine (W1's client) WebAssembly, the sender native
+	stackWasmSend    = "tcpeng-wasm-send-offload" // the sending engine (W1's server) WebAssembly, the receiver native
 )
+
+// offloadStacks are the W5 columns with offloads, in the order of their table.
+var offloadStacks = []string{stackOffload, stackWasmOffload, stackWasmRecv, stackWasmSend}
+
+// isWasm reports whether a column runs the WebAssembly module.
+func isWasm(stack string) bool {
+	return stack == stackWasm || stack == stackWasmOffload || stack == stackWasmRecv || stack == stackWasmSend
+}
 
 // configs lists every configuration, in the order of a round.
 func configs() []spec {
@@ -60,8 +75,8 @@ func configs() []spec {
 	}
 	all := []string{stackTcpeng, stackGVChannel, stackRaw, stackGVPipe}
 	// W5 (BENCH.md): W1, W2 and W4 with the engines in wazero.
-	add(wBulk, 1500, append(all, stackWasm)...)
-	add(wBulk, 65535, append(all, stackWasm)...)
+	add(wBulk, 1500, append(append(all, stackWasm), offloadStacks...)...)
+	add(wBulk, 65535, append(append(all, stackWasm), offloadStacks...)...)
 	add(wConnSeq, 1500, append(all, stackWasm)...)
 	add(wConnPar, 1500, stackTcpeng, stackGVChannel, stackGVPipe)
 	add(wIdle, 1500, all...)
@@ -90,7 +105,7 @@ func main() {
 		runs       = flag.Int("runs", 5, "runs of each configuration, each in a fresh process (default 1 with -quick)")
 		quick      = flag.Bool("quick", false, "small sizes (64 MiB, 1000 connections, 500 idle, 2000 round trips) for a smoke run")
 		only       = flag.String("only", "", "comma-separated workloads to run (w1-bulk, w2-connrate-seq, w2-connrate-64, w3-idlemem, w4-pingpong); default all")
-		stacks     = flag.String("stacks", "", "comma-separated stacks to run (tcpeng, tcpeng-raw, gvisor-channel, gvisor-pipe, tcpeng-wasm); default all")
+		stacks     = flag.String("stacks", "", "comma-separated stacks to run (tcpeng, tcpeng-raw, gvisor-channel, gvisor-pipe, tcpeng-wasm, tcpeng-offload, tcpeng-wasm-offload, tcpeng-wasm-recv-offload, tcpeng-wasm-send-offload); default all")
 		mtus       = flag.String("mtu", "", "comma-separated MTUs of W1 to run (1500, 65535); default both")
 		outDir     = flag.String("out", ".", "directory for results.jsonl and results.md")
 		readme     = flag.String("readme", "", "also write the table into this README, between its results markers")
@@ -115,7 +130,7 @@ func main() {
 		fatal(err)
 	}
 	tmp := ""
-	if *wasmFile == "" && slices.ContainsFunc(cfgs, func(c spec) bool { return c.stack == stackWasm }) {
+	if *wasmFile == "" && slices.ContainsFunc(cfgs, func(c spec) bool { return isWasm(c.stack) }) {
 		if tmp, err = os.MkdirTemp("", "tcpeng-bench-"); err != nil {
 			fatal(err)
 		}
@@ -161,7 +176,7 @@ func selectConfigs(only, stacks, mtus string) ([]spec, error) {
 	if err != nil {
 		return nil, err
 	}
-	ss, err := pick(stacks, []string{stackTcpeng, stackRaw, stackGVChannel, stackGVPipe, stackWasm})
+	ss, err := pick(stacks, append([]string{stackTcpeng, stackRaw, stackGVChannel, stackGVPipe, stackWasm}, offloadStacks...))
 	if err != nil {
 		return nil, err
 	}
@@ -243,7 +258,7 @@ func runChild(exe string, c spec, run int, quick bool, timeout time.Duration, pr
 	if quick {
 		args = append(args, "-quick")
 	}
-	if c.stack == stackWasm {
+	if isWasm(c.stack) {
 		args = append(args, "-wasm", wasmFile)
 	}
 	if profDir != "" {

@@ -290,6 +290,7 @@ func report(recs []Record, m Machine, runs int, quick bool) string {
 	}
 
 	b.WriteString(w5Table(workloadMTUs(order), st, seen, runs))
+	b.WriteString(w5OffloadTable(workloadMTUs(order), st, seen, runs))
 
 	b.WriteString("\n#### Every column\n\n| workload | stack | figure | median | min | max | runs |\n|---|---|---|---|---|---|---|\n")
 	for _, c := range order {
@@ -368,6 +369,55 @@ func w5Table(groups []spec, st func(w, s string, mtu int, fig string) stat, seen
 				ncell = cell(n, runs)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", label(g.workload, g.mtu), f.name, ncell, cell(w, runs), ratio, goal, met)
+		}
+	}
+	return b.String()
+}
+
+// w5OffloadTable renders W1 with host/offload.Engine around every engine:
+// each WebAssembly configuration's speed as a fraction of the native engines'
+// behind the same offloads, in the same run. Empty when none of them ran.
+func w5OffloadTable(groups []spec, st func(w, s string, mtu int, fig string) stat, seen map[spec]bool, runs int) string {
+	var b strings.Builder
+	for _, g := range groups {
+		if g.workload != wBulk || !slices.ContainsFunc(offloadStacks, func(s string) bool { return seen[spec{g.workload, s, g.mtu}] }) {
+			continue
+		}
+		if b.Len() == 0 {
+			b.WriteString("\n#### W5 with offloads: the engines behind host/offload.Engine\n\n" +
+				"Every engine, native or WebAssembly, behind host/offload.Engine (segmentation and receive offload in native code; " +
+				"the link still carries frames of the MTU), in the same run. In W1 the server sends and the client receives: " +
+				"\"receiver\" has the receiving engine in WebAssembly and the sender native, \"sender\" the other way round, " +
+				"\"both\" both in WebAssembly. Each ratio is that configuration's speed as a fraction of the native engines' " +
+				"with the same offloads.\n\n" +
+				"| workload | figure | native | both WebAssembly | ÷ native | receiver WebAssembly | ÷ native | sender WebAssembly | ÷ native | goal | meets goal (both, receiver, sender) |\n" +
+				"|---|---|---|---|---|---|---|---|---|---|---|\n")
+		}
+		for _, f := range figuresOf(g.workload) {
+			if f.key != workload.MetricGbps && f.key != workload.MetricCPUPerGiB {
+				continue
+			}
+			n := st(g.workload, stackOffload, g.mtu, f.key)
+			row := []string{label(g.workload, g.mtu), f.name, cell(n, runs)}
+			var met []string
+			for _, s := range offloadStacks[1:] {
+				w := st(g.workload, s, g.mtu, f.key)
+				ratio := "—"
+				if n.n > 0 && w.n > 0 {
+					r := advantage(w.med, n.med, f.higher)
+					ratio = num(r) + "×"
+					met = append(met, map[bool]string{true: "yes", false: "no"}[r >= 0.4])
+				} else {
+					met = append(met, "—")
+				}
+				row = append(row, cell(w, runs), ratio)
+			}
+			if f.key == workload.MetricGbps {
+				row = append(row, "≥ 0.4× native", strings.Join(met, ", "))
+			} else {
+				row = append(row, "", "")
+			}
+			b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 		}
 	}
 	return b.String()

@@ -48,7 +48,7 @@ const wasi = new WASI({ version: "preview1" });
 const { instance } = await WebAssembly.instantiate(readFileSync(process.argv[2]), { wasi_snapshot_preview1: wasi.wasiImport });
 const x = instance.exports;
 wasi.initialize(instance); // calls _initialize
-check("abi_version", x.abi_version() === 0x10001, x.abi_version());
+check("abi_version", x.abi_version() === 0x10002, x.abi_version());
 function call(fn, msg) {
   msg = Uint8Array.from(msg);
   const ptr = x.alloc(msg.length);
