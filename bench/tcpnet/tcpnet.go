@@ -61,7 +61,8 @@ type Options struct {
 	Client, Server NewEngine
 	// Offload puts each engine behind host/offload.Engine, made with
 	// engine.Config.SegmentOffload: it receives bursts joined and sends
-	// super-packets that are cut at the MTU.
+	// super-packets that are cut at the MTU. The wrapper checks the checksums
+	// of what arrives (Verify), so the engine is made with TrustLink.
 	Offload bool
 }
 
@@ -92,12 +93,14 @@ func (o Options) make(mk NewEngine, c engine.Config) (engine.Engine, error) {
 	if mk == nil {
 		mk = Native
 	}
-	c.SegmentOffload = o.Offload
+	c.SegmentOffload, c.TrustLink = o.Offload, o.Offload
 	e, err := mk(c)
 	if err != nil || !o.Offload {
 		return e, err
 	}
-	return offload.New(e, c.MTU), nil
+	w := offload.New(e, c.MTU)
+	w.Verify = true
+	return w, nil
 }
 
 // Listen listens on the server driver.

@@ -1,6 +1,9 @@
 package offload
 
-import "github.com/tcpeng/tcpeng/engine"
+import (
+	"github.com/tcpeng/tcpeng/engine"
+	"github.com/tcpeng/tcpeng/engine/wire"
+)
 
 // Engine wraps an engine as a NIC with TCP offloads wraps a kernel's stack:
 // the engine receives a flow's consecutive segments joined into one frame
@@ -19,6 +22,10 @@ import "github.com/tcpeng/tcpeng/engine"
 // GRO does for Linux: fewer, larger segments, and so fewer ACKs (one per
 // joined frame, which carries more than two full-sized segments).
 //
+// With Verify, Engine also plays a NIC's receive checksum offload: it checks
+// the checksums of what arrives in native code, so that an engine made with
+// engine.Config.TrustLink need not sum every byte again.
+//
 // Engine implements engine.Engine. Its Output.Frames stay valid as a Stack's
 // do: through the next Step, until the one after it starts. It allocates
 // nothing once its buffers have grown to the working size, and they grow no
@@ -26,8 +33,19 @@ import "github.com/tcpeng/tcpeng/engine"
 // host's batches need. Like the engine, it is driven from one goroutine at a
 // time.
 type Engine struct {
+	// Verify makes Step check the IPv4 header checksum of every IPv4 frame
+	// that arrives, and the TCP checksum of every TCP segment in one (RFC 791
+	// §3.1, RFC 9293 §3.1), and drop the frames that fail (Stats.BadChecksum)
+	// before the engine sees them: what the engine checks itself unless made
+	// with engine.Config.TrustLink. Set both, before the first Step, to have
+	// the sums taken here, in native code, instead of in the engine (which
+	// matters for the WebAssembly engine). Frames that do not parse go to the
+	// engine as they are: it drops them.
+	Verify bool
+
 	inner  engine.Engine
 	mtu    int
+	good   [][]byte // the frames that passed Verify
 	plan   Planner
 	in     engine.Input
 	joined []byte    // the joined frames of one Step's input
@@ -39,11 +57,12 @@ type Engine struct {
 
 // Stats counts what Engine did. The counts only grow.
 type Stats struct {
-	Joined     uint64 // frames that arrived and went to the engine joined to others
-	JoinedInto uint64 // the frames they made
-	Cut        uint64 // frames of the engine longer than the MTU, cut
-	CutInto    uint64 // the frames they made
-	Dropped    uint64 // frames of the engine longer than the MTU that are not TCP segments it could cut (none from tcpeng's engine)
+	Joined      uint64 // frames that arrived and went to the engine joined to others
+	JoinedInto  uint64 // the frames they made
+	Cut         uint64 // frames of the engine longer than the MTU, cut
+	CutInto     uint64 // the frames they made
+	Dropped     uint64 // frames of the engine longer than the MTU that are not TCP segments it could cut (none from tcpeng's engine)
+	BadChecksum uint64 // frames that arrived with a wrong IPv4 header or TCP checksum, dropped (Verify)
 }
 
 // New returns inner behind offloads, for a link of mtu bytes (inner's
@@ -65,27 +84,34 @@ func (e *Engine) Step(in *engine.Input, out *engine.Output) {
 	e.cut(out)
 }
 
-// join returns in, or a copy whose frames are in's with each train of
-// segments joined.
+// join returns in, or a copy whose frames are in's without those that failed
+// Verify and with each train of segments joined.
 func (e *Engine) join(in *engine.Input) *engine.Input {
-	if len(in.Frames) < 2 {
-		return in
+	frames := in.Frames
+	if e.Verify {
+		frames = e.verify(frames)
 	}
-	e.plan.Plan(in.Frames)
-	defer e.plan.Forget()
 	size := 0
-	for i := range e.plan.Trains() {
-		if t := e.plan.Train(i); t.Count() > 1 {
-			size += t.Len()
+	if len(frames) > 1 {
+		e.plan.Plan(frames)
+		defer e.plan.Forget()
+		for i := range e.plan.Trains() {
+			if t := e.plan.Train(i); t.Count() > 1 {
+				size += t.Len()
+			}
 		}
 	}
+	g := &e.in
 	if size == 0 {
-		return in
+		if len(frames) == len(in.Frames) {
+			return in
+		}
+		g.Now, g.Commands, g.Frames = in.Now, in.Commands, frames
+		return g
 	}
 	if cap(e.joined) < size {
 		e.joined = make([]byte, size)
 	}
-	g := &e.in
 	g.Now, g.Commands = in.Now, in.Commands
 	g.Frames = g.Frames[:0]
 	off := 0
@@ -102,6 +128,46 @@ func (e *Engine) join(in *engine.Input) *engine.Input {
 		e.stats.JoinedInto++
 	}
 	return g
+}
+
+// verify returns frames without those whose checksums fail (Verify).
+func (e *Engine) verify(frames [][]byte) [][]byte {
+	for i, f := range frames {
+		if checksumsOK(f) {
+			continue
+		}
+		// The first bad frame: from here on, keep the good ones apart.
+		e.good = append(e.good[:0], frames[:i]...)
+		e.stats.BadChecksum++
+		for _, f := range frames[i+1:] {
+			if checksumsOK(f) {
+				e.good = append(e.good, f)
+			} else {
+				e.stats.BadChecksum++
+			}
+		}
+		return e.good
+	}
+	return frames
+}
+
+// checksumsOK reports whether frame f's checksums verify, as the engine checks
+// them without Config.TrustLink: an IPv4 header's, and the TCP checksum of a
+// TCP segment in an IPv4 packet that is not a fragment. Anything else is OK
+// here (the engine drops what does not parse).
+func checksumsOK(f []byte) bool {
+	ip, err := wire.ParseIPv4(f)
+	if err != nil {
+		return true
+	}
+	if !ip.ChecksumValid() {
+		return false
+	}
+	if ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
+		return true
+	}
+	t, err := wire.ParseTCP(ip.Payload())
+	return err != nil || t.ChecksumValid(ip.Src(), ip.Dst())
 }
 
 // cut replaces each frame of out longer than the MTU by its pieces.

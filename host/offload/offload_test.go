@@ -340,3 +340,35 @@ func TestCutRefuses(t *testing.T) {
 		t.Fatalf("NewSuperMTU with an MTU below the headers: %v", err)
 	}
 }
+
+// TestVerify: with Verify, frames whose IPv4 header or TCP checksum fails
+// never reach the engine, and are counted; good ones still join.
+func TestVerify(t *testing.T) {
+	all := pieces(t, 1500)
+	in := make([][]byte, 8)
+	for i := range in {
+		in[i] = bytes.Clone(all[2+i])
+	}
+	in[3][100] ^= 1 // payload: the TCP checksum fails
+	in[6][8]--      // TTL: the IPv4 header checksum fails
+	rec := &recorder{}
+	e := New(rec, 1500)
+	e.Verify = true
+	e.Step(&engine.Input{Frames: in}, &engine.Output{})
+	// Frames 0-2 join; 4-5 join (the gap at 3 ends the first train); 7 is alone.
+	if len(rec.in) != 3 || e.Stats().BadChecksum != 2 {
+		t.Fatalf("the engine got %d frames, stats %+v", len(rec.in), e.Stats())
+	}
+	for _, f := range rec.in {
+		if !checksumsOK(f) {
+			t.Fatalf("a frame with a bad checksum reached the engine")
+		}
+	}
+	// Without Verify everything goes on: 0-5 join (the corrupted payload of 3
+	// is for the engine to find), 6 and 7 differ in TTL from the rest.
+	e.Verify = false
+	e.Step(&engine.Input{Frames: in}, &engine.Output{})
+	if e.Stats().BadChecksum != 2 || len(rec.in) != 3 || len(rec.in[0]) != 20+32+6*1448 || checksumsOK(rec.in[0]) {
+		t.Fatalf("without Verify: %d frames, stats %+v", len(rec.in), e.Stats())
+	}
+}

@@ -57,7 +57,8 @@ type scenario struct {
 	engine func(c *engine.Config) // adjusts each host's engine config
 	bound  engine.Duration        // the run must finish within it
 	// offload wraps each engine in host/offload.Engine, made with
-	// Config.SegmentOffload.
+	// Config.SegmentOffload and Config.TrustLink: the wrapper checks the
+	// checksums (Verify).
 	offload bool
 	// Optional.
 	newEngine func(engine.Config) (engine.Engine, error) // default: the package's newEngine
@@ -140,13 +141,17 @@ func (sc *scenario) build() (*outcome, error) {
 		if sc.newEngine != nil {
 			mk = sc.newEngine
 		}
-		ec.SegmentOffload = sc.offload
+		if sc.offload {
+			ec.SegmentOffload, ec.TrustLink = true, true
+		}
 		e, err := mk(ec)
 		if err != nil {
 			return nil, err
 		}
 		if sc.offload {
-			e = offload.New(e, cmp.Or(ec.MTU, engine.DefaultMTU))
+			w := offload.New(e, cmp.Or(ec.MTU, engine.DefaultMTU))
+			w.Verify = true
+			e = w
 		}
 		app := &Transfers{}
 		h, err := n.AddHost(HostConfig{Name: string(rune('A' + i)), Engine: e, Addrs: ec.Addrs, App: app})

@@ -195,11 +195,27 @@ var profiles = []profile{
 	{id: 20, name: "offload-mix-lossy", seeds: 40, bound: boundLossy, offload: true,
 		links: sym(Impairments{Loss: 0.02, Duplicate: 0.01, Reorder: 0.05, Corrupt: 0.005, Delay: 20 * ms}),
 		expect: func(t LinkStats, o *outcome) string {
-			return all(atLeast("lost", t.Lost), atLeast("corrupted", t.Corrupted), offloaded(o))
+			return all(atLeast("lost", t.Lost), atLeast("corrupted", t.Corrupted), offloaded(o), offloadCaught(t, o))
 		}},
 	{id: 21, name: "offload-delay1ms", seeds: 20, bound: boundClean, offload: true,
 		links:  sym(Impairments{Delay: 1 * ms}),
 		expect: func(t LinkStats, o *outcome) string { return offloaded(o) }},
+}
+
+// offloadCaught requires the offload.Engines (which check the checksums for
+// their engines: Verify) to have dropped frames if corrupted copies were
+// delivered.
+func offloadCaught(t LinkStats, o *outcome) string {
+	var bad uint64
+	for _, h := range o.hosts {
+		if e, ok := h.Engine().(*offload.Engine); ok {
+			bad += e.Stats().BadChecksum
+		}
+	}
+	if t.Corrupted > 0 && bad == 0 {
+		return fmt.Sprintf("%d corrupted copies delivered but no offload.Engine counted a bad checksum", t.Corrupted)
+	}
+	return ""
 }
 
 // offloaded requires every host's offload.Engine to have cut and joined

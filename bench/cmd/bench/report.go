@@ -397,11 +397,19 @@ func w5OffloadTable(groups []spec, st func(w, s string, mtu int, fig string) sta
 			if f.key != workload.MetricGbps && f.key != workload.MetricCPUPerGiB {
 				continue
 			}
-			n := st(g.workload, stackOffload, g.mtu, f.key)
-			row := []string{label(g.workload, g.mtu), f.name, cell(n, runs)}
+			// A column that did not run is "—"; one whose runs failed, "failed".
+			col := func(s string) (stat, string) {
+				x := st(g.workload, s, g.mtu, f.key)
+				if !seen[spec{g.workload, s, g.mtu}] {
+					return x, "—"
+				}
+				return x, cell(x, runs)
+			}
+			n, ncell := col(stackOffload)
+			row := []string{label(g.workload, g.mtu), f.name, ncell}
 			var met []string
 			for _, s := range offloadStacks[1:] {
-				w := st(g.workload, s, g.mtu, f.key)
+				w, wcell := col(s)
 				ratio := "—"
 				if n.n > 0 && w.n > 0 {
 					r := advantage(w.med, n.med, f.higher)
@@ -410,7 +418,7 @@ func w5OffloadTable(groups []spec, st func(w, s string, mtu int, fig string) sta
 				} else {
 					met = append(met, "—")
 				}
-				row = append(row, cell(w, runs), ratio)
+				row = append(row, wcell, ratio)
 			}
 			if f.key == workload.MetricGbps {
 				row = append(row, "≥ 0.4× native", strings.Join(met, ", "))
