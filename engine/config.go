@@ -124,7 +124,7 @@ type Config struct {
 	// SegmentOffload lets Step hand over TCP frames longer than the MTU, as a
 	// stack does to a NIC with TCP segmentation offload: a run of new data that
 	// would have gone as several full-sized segments goes as one frame of up
-	// to 65535 bytes, to be cut at the MTU. Cutting it (host/offload.Cut) gives,
+	// to 65535 bytes, to be cut at the MTU. Cutting it (host/offload.NewSuperMTU) gives,
 	// byte for byte, the frames the stack sends without the option: each piece
 	// gets the frame's headers with its own IPv4 total length, ID (the frame's
 	// plus the piece's index), header checksum, sequence number, and TCP

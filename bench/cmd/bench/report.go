@@ -385,7 +385,7 @@ func w5OffloadTable(groups []spec, st func(w, s string, mtu int, fig string) sta
 		}
 		if b.Len() == 0 {
 			b.WriteString("\n#### W5 with offloads: the engines behind host/offload.Engine\n\n" +
-				"Every engine, native or WebAssembly, behind host/offload.Engine (segmentation and receive offload in native code; " +
+				"Every engine, native or WebAssembly, behind host/offload.Engine (segmentation, receive offload and checksum verification in native code, the engines made with TrustLink; " +
 				"the link still carries frames of the MTU), in the same run. In W1 the server sends and the client receives: " +
 				"\"receiver\" has the receiving engine in WebAssembly and the sender native, \"sender\" the other way round, " +
 				"\"both\" both in WebAssembly. Each ratio is that configuration's speed as a fraction of the native engines' " +
