@@ -293,37 +293,68 @@ func (c *Planner) Header(i int, dst []byte) []byte {
 // bytes (RFC 1624's arithmetic): each frame's payload sum is what its
 // checksum says it is, so the joined frame's checksum is right if and only if
 // every frame's was (barring the checksum's own blind spots), and a receiver
-// that verifies it rejects the whole when one frame was corrupt. The payload
-// is copied once and never summed.
-func (c *Planner) Join(i int, dst []byte) int {
+// that verifies it rejects the whole when one frame was corrupt.
+//
+// valid reports whether every frame's checksums verify (the IPv4 header's and
+// the TCP checksum, RFC 791 §3.1 and RFC 9293 §3.1): the payloads are summed
+// as they are copied, in one pass, so that a caller that must check them (as
+// Engine.Verify does) need not read the bytes again.
+func (c *Planner) Join(i int, dst []byte) (n int, valid bool) {
 	t := &c.trains[i]
 	if len(dst) < t.total {
-		return 0
+		return 0, false
 	}
 	first := c.frames[t.head]
-	if t.count == 1 {
-		return copy(dst, first)
-	}
 	s := &t.info
+	if t.count == 1 {
+		return copy(dst, first), checksumsOK(first)
+	}
 	hl := s.ipHL + s.tcpHL
 	h := c.Header(i, dst)
 	tcp := h[s.ipHL:]
 	tcp[16], tcp[17] = 0, 0
 	sum := wire.Checksum(tcp, wire.PseudoHeaderChecksum(wire.ProtoTCP, s.src, s.dstIP, t.total-s.ipHL))
 	off := hl
+	valid = true
 	for j := t.head; j >= 0; j = c.next[j] {
 		f := c.frames[j]
-		// The frame's payload sum, as its checksum has it: the sum of the
-		// whole segment and the pseudo-header is 0xffff (RFC 9293 §3.1), so
-		// the payload's is the complement of the header's and the
-		// pseudo-header's.
-		ps := ^wire.Checksum(f[s.ipHL:hl], wire.PseudoHeaderChecksum(wire.ProtoTCP, s.src, s.dstIP, len(f)-s.ipHL))
+		if !s.v6 && !wire.IPv4(f).ChecksumValid() {
+			valid = false
+		}
+		// The sum of the frame's header and pseudo-header; with its payload's,
+		// 0xffff when the frame verifies (RFC 9293 §3.1). So the payload's sum,
+		// as the frame's checksum has it, is the complement of the header's.
+		hs := wire.Checksum(f[s.ipHL:hl], wire.PseudoHeaderChecksum(wire.ProtoTCP, s.src, s.dstIP, len(f)-s.ipHL))
+		_, actual := wire.CopyChecksum(dst[off:], f[hl:], 0)
+		if wire.ChecksumCombine(hs, actual) != 0xffff {
+			valid = false
+		}
+		ps := ^hs
 		if (off-hl)%2 == 1 {
 			ps = bits.ReverseBytes16(ps) // the payload starts at an odd offset
 		}
 		sum = wire.ChecksumCombine(sum, ps)
-		off += copy(dst[off:], f[hl:])
+		off += len(f) - hl
 	}
 	binary.BigEndian.PutUint16(tcp[16:], ^sum)
-	return t.total
+	return t.total, valid
+}
+
+// checksumsOK reports whether frame f's checksums verify, as the engine checks
+// them without Config.TrustLink: an IPv4 header's, and the TCP checksum of a
+// TCP segment in an IPv4 packet that is not a fragment. Anything else is OK
+// here (the engine drops what does not parse).
+func checksumsOK(f []byte) bool {
+	ip, err := wire.ParseIPv4(f)
+	if err != nil {
+		return true
+	}
+	if !ip.ChecksumValid() {
+		return false
+	}
+	if ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
+		return true
+	}
+	t, err := wire.ParseTCP(ip.Payload())
+	return err != nil || t.ChecksumValid(ip.Src(), ip.Dst())
 }

@@ -1,9 +1,6 @@
 package offload
 
-import (
-	"github.com/tcpeng/tcpeng/engine"
-	"github.com/tcpeng/tcpeng/engine/wire"
-)
+import "github.com/tcpeng/tcpeng/engine"
 
 // Engine wraps an engine as a NIC with TCP offloads wraps a kernel's stack:
 // the engine receives a flow's consecutive segments joined into one frame
@@ -45,7 +42,6 @@ type Engine struct {
 
 	inner  engine.Engine
 	mtu    int
-	good   [][]byte // the frames that passed Verify
 	plan   Planner
 	in     engine.Input
 	joined []byte    // the joined frames of one Step's input
@@ -84,90 +80,70 @@ func (e *Engine) Step(in *engine.Input, out *engine.Output) {
 	e.cut(out)
 }
 
-// join returns in, or a copy whose frames are in's without those that failed
-// Verify and with each train of segments joined.
+// join returns in, or a copy whose frames are in's with each train of
+// segments joined, and without those that failed Verify. A train whose
+// frames all verify is checked as it is joined (Planner.Join sums as it
+// copies); one with a bad frame goes unjoined, without that frame.
 func (e *Engine) join(in *engine.Input) *engine.Input {
 	frames := in.Frames
-	if e.Verify {
-		frames = e.verify(frames)
-	}
-	size := 0
-	if len(frames) > 1 {
-		e.plan.Plan(frames)
-		defer e.plan.Forget()
-		for i := range e.plan.Trains() {
-			if t := e.plan.Train(i); t.Count() > 1 {
-				size += t.Len()
-			}
-		}
-	}
 	g := &e.in
-	if size == 0 {
-		if len(frames) == len(in.Frames) {
+	g.Now, g.Commands, g.Frames = in.Now, in.Commands, g.Frames[:0]
+	if len(frames) < 2 {
+		if !e.Verify || len(frames) == 0 || checksumsOK(frames[0]) {
 			return in
 		}
-		g.Now, g.Commands, g.Frames = in.Now, in.Commands, frames
+		e.stats.BadChecksum++
 		return g
+	}
+	e.plan.Plan(frames)
+	defer e.plan.Forget()
+	size := 0
+	for i := range e.plan.Trains() {
+		if t := e.plan.Train(i); t.Count() > 1 {
+			size += t.Len()
+		}
+	}
+	if size == 0 && !e.Verify {
+		return in
 	}
 	if cap(e.joined) < size {
 		e.joined = make([]byte, size)
 	}
-	g.Now, g.Commands = in.Now, in.Commands
-	g.Frames = g.Frames[:0]
-	off := 0
+	changed, off := false, 0
 	for i := range e.plan.Trains() {
 		t := e.plan.Train(i)
-		if t.Count() == 1 {
-			g.Frames = e.plan.AppendFrames(g.Frames, i)
-			continue
-		}
-		n := e.plan.Join(i, e.joined[off:size])
-		g.Frames = append(g.Frames, e.joined[off:off+n:off+n])
-		off += n
-		e.stats.Joined += uint64(t.Count())
-		e.stats.JoinedInto++
-	}
-	return g
-}
-
-// verify returns frames without those whose checksums fail (Verify).
-func (e *Engine) verify(frames [][]byte) [][]byte {
-	for i, f := range frames {
-		if checksumsOK(f) {
-			continue
-		}
-		// The first bad frame: from here on, keep the good ones apart.
-		e.good = append(e.good[:0], frames[:i]...)
-		e.stats.BadChecksum++
-		for _, f := range frames[i+1:] {
-			if checksumsOK(f) {
-				e.good = append(e.good, f)
-			} else {
-				e.stats.BadChecksum++
+		if t.Count() > 1 {
+			n, valid := e.plan.Join(i, e.joined[off:size])
+			if valid || !e.Verify {
+				g.Frames = append(g.Frames, e.joined[off:off+n:off+n])
+				off += n
+				e.stats.Joined += uint64(t.Count())
+				e.stats.JoinedInto++
+				changed = true
+				continue
 			}
 		}
-		return e.good
+		// A frame alone, or a train with a bad frame: each goes alone.
+		k := len(g.Frames)
+		g.Frames = e.plan.AppendFrames(g.Frames, i)
+		if !e.Verify {
+			continue
+		}
+		for _, f := range g.Frames[k:] {
+			if checksumsOK(f) {
+				g.Frames[k] = f
+				k++
+			} else {
+				e.stats.BadChecksum++
+				changed = true
+			}
+		}
+		g.Frames = g.Frames[:k]
 	}
-	return frames
-}
-
-// checksumsOK reports whether frame f's checksums verify, as the engine checks
-// them without Config.TrustLink: an IPv4 header's, and the TCP checksum of a
-// TCP segment in an IPv4 packet that is not a fragment. Anything else is OK
-// here (the engine drops what does not parse).
-func checksumsOK(f []byte) bool {
-	ip, err := wire.ParseIPv4(f)
-	if err != nil {
-		return true
+	if !changed && len(g.Frames) == len(frames) {
+		return in // nothing joined or dropped (and no empty frame left out)
 	}
-	if !ip.ChecksumValid() {
-		return false
-	}
-	if ip.Protocol() != wire.ProtoTCP || ip.IsFragment() {
-		return true
-	}
-	t, err := wire.ParseTCP(ip.Payload())
-	return err != nil || t.ChecksumValid(ip.Src(), ip.Dst())
+	return g
 }
 
 // cut replaces each frame of out longer than the MTU by its pieces.

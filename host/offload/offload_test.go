@@ -213,11 +213,11 @@ func TestJoin(t *testing.T) {
 		ipHL, tcpHL := tr.HeaderLens()
 		hl := ipHL + tcpHL
 		dst := make([]byte, tr.Len())
-		if n := p.Join(0, dst[:tr.Len()-1]); n != 0 {
+		if n, _ := p.Join(0, dst[:tr.Len()-1]); n != 0 {
 			t.Fatalf("Join into a short buffer wrote %d bytes", n)
 		}
-		if n := p.Join(0, dst); n != 10*(mtu-hl)+hl || n != tr.Len() {
-			t.Fatalf("MTU %d: joined %d bytes, want %d", mtu, n, 10*(mtu-hl)+hl)
+		if n, valid := p.Join(0, dst); n != 10*(mtu-hl)+hl || n != tr.Len() || !valid {
+			t.Fatalf("MTU %d: joined %d bytes (valid %v), want %d", mtu, n, valid, 10*(mtu-hl)+hl)
 		}
 		ip, err := wire.ParseIPv4(dst)
 		if err != nil || !ip.ChecksumValid() || len(ip) != len(dst) {
@@ -245,9 +245,8 @@ func TestJoin(t *testing.T) {
 				if p.Trains() != 1 {
 					continue // the header change split the train: nothing joined to check
 				}
-				p.Join(0, dst)
-				if wire.TCP(dst[ipHL:]).ChecksumValid(addrA, addrB) {
-					t.Fatalf("MTU %d: byte %d of frame %d corrupted, and the joined checksum still verifies", mtu, at, i)
+				if _, valid := p.Join(0, dst); valid || wire.TCP(dst[ipHL:]).ChecksumValid(addrA, addrB) {
+					t.Fatalf("MTU %d: byte %d of frame %d corrupted, and the join says valid %v, or the joined checksum still verifies", mtu, at, i, valid)
 				}
 			}
 		}
@@ -342,33 +341,36 @@ func TestCutRefuses(t *testing.T) {
 }
 
 // TestVerify: with Verify, frames whose IPv4 header or TCP checksum fails
-// never reach the engine, and are counted; good ones still join.
+// never reach the engine, and are counted; a train with a bad frame goes
+// unjoined, its good frames alone.
 func TestVerify(t *testing.T) {
 	all := pieces(t, 1500)
-	in := make([][]byte, 8)
+	in := make([][]byte, 10)
 	for i := range in {
 		in[i] = bytes.Clone(all[2+i])
 	}
+	in[1][5] ^= 1   // the IPv4 ID (not compared with DF set): the header checksum fails
 	in[3][100] ^= 1 // payload: the TCP checksum fails
-	in[6][8]--      // TTL: the IPv4 header checksum fails
+	in[6][8]--      // TTL: the IPv4 header checksum fails, and the train ends
 	rec := &recorder{}
 	e := New(rec, 1500)
 	e.Verify = true
 	e.Step(&engine.Input{Frames: in}, &engine.Output{})
-	// Frames 0-2 join; 4-5 join (the gap at 3 ends the first train); 7 is alone.
-	if len(rec.in) != 3 || e.Stats().BadChecksum != 2 {
+	// 0-5 are a train with bad frames: 0, 2, 4 and 5 go alone; 6 is dropped;
+	// 7-9 join.
+	if len(rec.in) != 5 || e.Stats().BadChecksum != 3 || e.Stats().Joined != 3 || len(rec.in[4]) != 20+32+3*1448 {
 		t.Fatalf("the engine got %d frames, stats %+v", len(rec.in), e.Stats())
 	}
-	for _, f := range rec.in {
+	for i, f := range rec.in {
 		if !checksumsOK(f) {
-			t.Fatalf("a frame with a bad checksum reached the engine")
+			t.Fatalf("frame %d the engine got has a bad checksum", i)
 		}
 	}
-	// Without Verify everything goes on: 0-5 join (the corrupted payload of 3
-	// is for the engine to find), 6 and 7 differ in TTL from the rest.
+	// Without Verify everything goes on: 0-5 join (the bad checksums are for
+	// the engine to find), 6 alone (its TTL differs), 7-9 join.
 	e.Verify = false
 	e.Step(&engine.Input{Frames: in}, &engine.Output{})
-	if e.Stats().BadChecksum != 2 || len(rec.in) != 3 || len(rec.in[0]) != 20+32+6*1448 || checksumsOK(rec.in[0]) {
+	if e.Stats().BadChecksum != 3 || len(rec.in) != 3 || len(rec.in[0]) != 20+32+6*1448 || checksumsOK(rec.in[0]) {
 		t.Fatalf("without Verify: %d frames, stats %+v", len(rec.in), e.Stats())
 	}
 }
