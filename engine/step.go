@@ -1,7 +1,5 @@
 package engine
 
-import "github.com/tcpeng/tcpeng/engine/wire"
-
 // Step is the batched call at the narrow waist: it processes every frame of
 // in.Frames, then runs the timers due at in.Now, executes in.Commands in order,
 // and fills out with the frames to send, one Result per command, the events, and
@@ -36,12 +34,10 @@ func (s *Stack) Step(in *Input, out *Output) {
 	}
 	s.turn ^= 1
 	off := 0
-	frameMax := s.cfg.MTU
-	if s.cfg.SegmentOffload {
-		frameMax = wire.IPv4MaxTotalLen
-	}
 	for off+s.cfg.MTU <= len(arena) {
-		n := s.PollFrame(arena[off:min(off+frameMax, len(arena))])
+		// PollFrame uses MTU bytes of the rest, or up to 64 KiB with
+		// Config.SegmentOffload.
+		n := s.PollFrame(arena[off:])
 		if n == 0 {
 			break
 		}

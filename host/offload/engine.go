@@ -48,6 +48,7 @@ type Engine struct {
 	arenas [2][]byte // the cut frames of the last two Steps
 	turn   int
 	frames [][]byte
+	supers []Super // the frames to cut in one Step's output, parsed once
 	stats  Stats
 }
 
@@ -69,9 +70,6 @@ func New(inner engine.Engine, mtu int) *Engine {
 
 // Stats returns the counts so far.
 func (e *Engine) Stats() Stats { return e.stats }
-
-// Inner returns the wrapped engine.
-func (e *Engine) Inner() engine.Engine { return e.inner }
 
 // Step joins the frames of in, runs the engine's Step, and cuts the frames it
 // returns: see engine.Stack.Step.
@@ -149,14 +147,17 @@ func (e *Engine) join(in *engine.Input) *engine.Input {
 // cut replaces each frame of out longer than the MTU by its pieces.
 func (e *Engine) cut(out *engine.Output) {
 	size, long := 0, false
+	e.supers = e.supers[:0]
 	for _, f := range out.Frames {
 		if len(f) <= e.mtu {
 			continue
 		}
 		long = true
-		if g, err := NewSuperMTU(f, e.mtu); err == nil {
+		g, err := NewSuperMTU(f, e.mtu) // a zero Super if it cannot be cut
+		if err == nil {
 			size += len(f) + (g.Segs()-1)*g.HeaderLen()
 		}
+		e.supers = append(e.supers, g)
 	}
 	if !long {
 		return
@@ -168,14 +169,15 @@ func (e *Engine) cut(out *engine.Output) {
 	}
 	e.turn ^= 1
 	e.frames = e.frames[:0]
-	off := 0
+	off, k := 0, 0
 	for _, f := range out.Frames {
 		if len(f) <= e.mtu {
 			e.frames = append(e.frames, f)
 			continue
 		}
-		g, err := NewSuperMTU(f, e.mtu)
-		if err != nil {
+		g := &e.supers[k]
+		k++
+		if g.Segs() == 0 {
 			e.stats.Dropped++
 			continue
 		}

@@ -25,7 +25,8 @@ var ErrSuper = errors.New("offload: not a TCP packet that can be cut into segmen
 
 // Super is a TCP super-packet (TSO, virtio 1.x §5.1.6.2.1) being cut into
 // segments of at most Size payload bytes each, the way the kernel's software
-// segmentation (tcp_gso_segment) cuts it. The zero Super has no segments.
+// segmentation (tcp_gso_segment) cuts it. The zero Super has no segments
+// (Segs is 0).
 type Super struct {
 	pkt      []byte // IP header, TCP header, payload
 	v6       bool
@@ -43,8 +44,28 @@ type Super struct {
 // size payload bytes. Header lengths come from the packet. It keeps pkt,
 // which must not change while the Super is used.
 func NewSuper(pkt []byte, size int) (Super, error) {
-	g := Super{size: size}
-	if len(pkt) == 0 || size <= 0 {
+	g, err := parseSuper(pkt)
+	if err != nil {
+		return Super{}, err
+	}
+	return g.sized(size)
+}
+
+// NewSuperMTU is NewSuper with the segment size that makes every segment but
+// the last exactly mtu bytes long: what a stack with segmentation offload
+// hands over (engine.Config.SegmentOffload).
+func NewSuperMTU(pkt []byte, mtu int) (Super, error) {
+	g, err := parseSuper(pkt)
+	if err != nil {
+		return Super{}, err
+	}
+	return g.sized(mtu - g.hdrLen)
+}
+
+// parseSuper validates pkt and fills in everything of a Super but the size.
+func parseSuper(pkt []byte) (Super, error) {
+	var g Super
+	if len(pkt) == 0 {
 		return g, ErrSuper
 	}
 	switch pkt[0] >> 4 {
@@ -71,25 +92,19 @@ func NewSuper(pkt []byte, size int) (Super, error) {
 		return g, ErrSuper
 	}
 	g.hdrLen = g.ipHL + t.HeaderLen()
-	payload := len(pkt) - g.hdrLen
-	g.segs = max(1, (payload+g.size-1)/g.size)
 	g.pkt = pkt
 	return g, nil
 }
 
-// NewSuperMTU is NewSuper with the segment size that makes every segment but
-// the last exactly mtu bytes long: what a stack with segmentation offload
-// hands over (engine.Config.SegmentOffload).
-func NewSuperMTU(pkt []byte, mtu int) (Super, error) {
-	g, err := NewSuper(pkt, 1)
-	if err != nil {
-		return Super{}, err
+// sized returns g cut into segments of size payload bytes.
+func (g Super) sized(size int) (Super, error) {
+	if size <= 0 {
+		return Super{}, ErrSuper
 	}
-	return NewSuper(pkt, mtu-g.hdrLen)
+	g.size = size
+	g.segs = max(1, (len(g.pkt)-g.hdrLen+size-1)/size)
+	return g, nil
 }
-
-// IsValid reports whether g came from a successful NewSuper.
-func (g *Super) IsValid() bool { return g.segs > 0 }
 
 // Segs returns how many segments g is cut into.
 func (g *Super) Segs() int { return g.segs }
